@@ -1,0 +1,294 @@
+//! Element-wise ops: unary maps, scalar maps and broadcasting binary ops.
+//!
+//! Each backward is a product of the incoming gradient with a derivative written in differentiable ops
+//! (`exp`: `g * y`, `tanh`: `g * (1 - y^2)`), or with a constant mask where the derivative is piecewise
+//! constant (`relu`, `abs`, `clamp`, `maximum`), whose own derivative is zero almost everywhere.
+
+use crate::{Op, Var};
+use kernels::Float;
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+/// The shape two shapes broadcast to (NumPy rules), or a panic naming the op and both shapes.
+pub fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
+    let n = a.len().max(b.len());
+    let dim = |s: &[usize], i: usize| if i + s.len() >= n { s[i + s.len() - n] } else { 1 };
+    (0..n)
+        .map(|i| match (dim(a, i), dim(b, i)) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => panic!("{op}: shapes {a:?} and {b:?} cannot be broadcast together"),
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Unary<T> {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Abs,
+    Relu,
+    LeakyRelu(T),
+    Sigmoid,
+    Tanh,
+    Softplus,
+    Powf(T),
+    Clamp(T, T),
+    AddScalar(T),
+    MulScalar(T),
+}
+
+fn sigmoid<T: Float>(x: T) -> T {
+    if x >= T::zero() {
+        T::one() / (T::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::one() + e)
+    }
+}
+
+impl<T: Float> Unary<T> {
+    fn name(&self) -> &'static str {
+        match self {
+            Unary::Neg => "neg",
+            Unary::Exp => "exp",
+            Unary::Log => "log",
+            Unary::Sqrt => "sqrt",
+            Unary::Abs => "abs",
+            Unary::Relu => "relu",
+            Unary::LeakyRelu(_) => "leaky_relu",
+            Unary::Sigmoid => "sigmoid",
+            Unary::Tanh => "tanh",
+            Unary::Softplus => "softplus",
+            Unary::Powf(_) => "powf",
+            Unary::Clamp(..) => "clamp",
+            Unary::AddScalar(_) => "add_scalar",
+            Unary::MulScalar(_) => "mul_scalar",
+        }
+    }
+
+    fn apply(&self, x: T) -> T {
+        let zero = T::zero();
+        match *self {
+            Unary::Neg => -x,
+            Unary::Exp => x.exp(),
+            Unary::Log => x.ln(),
+            Unary::Sqrt => x.sqrt(),
+            Unary::Abs => x.abs(),
+            Unary::Relu => x.max(zero),
+            Unary::LeakyRelu(s) => {
+                if x > zero {
+                    x
+                } else {
+                    x * s
+                }
+            }
+            Unary::Sigmoid => sigmoid(x),
+            Unary::Tanh => x.tanh(),
+            Unary::Softplus => x.max(zero) + (-x.abs()).exp().ln_1p(),
+            Unary::Powf(p) => x.powf(p),
+            Unary::Clamp(lo, hi) => x.max(lo).min(hi),
+            Unary::AddScalar(c) => x + c,
+            Unary::MulScalar(c) => x * c,
+        }
+    }
+}
+
+impl<T: Float> Op<T> for Unary<T> {
+    fn name(&self) -> &'static str {
+        Unary::name(self)
+    }
+
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        let x = inputs[0];
+        let (zero, one) = (T::zero(), T::one());
+        let dx = match *self {
+            Unary::Neg => -g,
+            Unary::Exp => g * y,
+            Unary::Log => g / x,
+            Unary::Sqrt => g / (y * T::of(2.0)),
+            Unary::Abs => g * x.map_const(|v| indicator::<T>(v > zero) - indicator::<T>(v < zero)),
+            Unary::Relu => g * x.map_const(|v| if v > zero { one } else { zero }),
+            Unary::LeakyRelu(s) => g * x.map_const(|v| if v > zero { one } else { s }),
+            Unary::Sigmoid => g * y * (-y).add_scalar(one),
+            Unary::Tanh => g * (-(y * y)).add_scalar(one),
+            Unary::Softplus => g * x.sigmoid(),
+            Unary::Powf(p) => g * x.powf(p - one) * p,
+            Unary::Clamp(lo, hi) => g * x.map_const(|v| if v >= lo && v <= hi { one } else { zero }),
+            Unary::AddScalar(_) => g,
+            Unary::MulScalar(c) => g * c,
+        };
+        vec![Some(dx)]
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Maximum,
+    Minimum,
+}
+
+impl<T: Float> Op<T> for Binary {
+    fn name(&self) -> &'static str {
+        match self {
+            Binary::Add => "add",
+            Binary::Sub => "sub",
+            Binary::Mul => "mul",
+            Binary::Div => "div",
+            Binary::Maximum => "maximum",
+            Binary::Minimum => "minimum",
+        }
+    }
+
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], _y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        let (a, b) = (inputs[0], inputs[1]);
+        let (da, db) = match self {
+            Binary::Add => (g, g),
+            Binary::Sub => (g, -g),
+            Binary::Mul => (g * b, g * a),
+            Binary::Div => (g / b, -(g * a) / (b * b)),
+            Binary::Maximum | Binary::Minimum => {
+                // Ties send the gradient to `a`.
+                let pick_a = matches!(self, Binary::Maximum);
+                let (av, bv) = (a.value(), b.value());
+                let mask = ndarray::Zip::from(&av.broadcast(g.shape()).expect("broadcast"))
+                    .and(&bv.broadcast(g.shape()).expect("broadcast"))
+                    .map_collect(|&x, &y| indicator::<T>((x >= y) == pick_a || x == y));
+                let mask = g.constant(mask);
+                (g * mask, g * (-mask).add_scalar(T::one()))
+            }
+        };
+        vec![Some(da.sum_to(&a.shape())), Some(db.sum_to(&b.shape()))]
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    fn unary(self, op: Unary<T>) -> Var<'t, T> {
+        let v = self.value().mapv(|x| op.apply(x));
+        self.tape().record(v, op, &[self])
+    }
+
+    fn binary(self, other: Var<'t, T>, op: Binary) -> Var<'t, T> {
+        let (a, b) = (self.value(), other.value());
+        let name = <Binary as Op<T>>::name(&op);
+        let shape = broadcast_shape(name, a.shape(), b.shape());
+        let a = a.broadcast(shape.clone()).expect("checked broadcast");
+        let b = b.broadcast(shape).expect("checked broadcast");
+        let v = match op {
+            Binary::Add => &a + &b,
+            Binary::Sub => &a - &b,
+            Binary::Mul => &a * &b,
+            Binary::Div => &a / &b,
+            Binary::Maximum => ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| x.max(y)),
+            Binary::Minimum => ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| x.min(y)),
+        };
+        self.tape().record(v, op, &[self, other])
+    }
+
+    /// A constant computed element-wise from this node's value (masks and signs for backward rules).
+    pub fn map_const(&self, f: impl Fn(T) -> T) -> Var<'t, T> {
+        self.constant(self.value().mapv(f))
+    }
+
+    pub fn exp(self) -> Var<'t, T> {
+        self.unary(Unary::Exp)
+    }
+    pub fn log(self) -> Var<'t, T> {
+        self.unary(Unary::Log)
+    }
+    pub fn sqrt(self) -> Var<'t, T> {
+        self.unary(Unary::Sqrt)
+    }
+    pub fn abs(self) -> Var<'t, T> {
+        self.unary(Unary::Abs)
+    }
+    pub fn relu(self) -> Var<'t, T> {
+        self.unary(Unary::Relu)
+    }
+    /// `x` for `x > 0`, `slope * x` otherwise.
+    pub fn leaky_relu(self, slope: T) -> Var<'t, T> {
+        self.unary(Unary::LeakyRelu(slope))
+    }
+    pub fn sigmoid(self) -> Var<'t, T> {
+        self.unary(Unary::Sigmoid)
+    }
+    pub fn tanh(self) -> Var<'t, T> {
+        self.unary(Unary::Tanh)
+    }
+    /// `log(1 + exp(x))`, computed stably.
+    pub fn softplus(self) -> Var<'t, T> {
+        self.unary(Unary::Softplus)
+    }
+    /// `x^p` for a scalar exponent `p`.
+    pub fn powf(self, p: T) -> Var<'t, T> {
+        self.unary(Unary::Powf(p))
+    }
+    /// Limit every element to `[lo, hi]`; the gradient passes where `lo <= x <= hi`.
+    pub fn clamp(self, lo: T, hi: T) -> Var<'t, T> {
+        assert!(lo <= hi, "clamp: lower bound {lo} is above upper bound {hi}");
+        self.unary(Unary::Clamp(lo, hi))
+    }
+    pub fn add_scalar(self, c: T) -> Var<'t, T> {
+        self.unary(Unary::AddScalar(c))
+    }
+    pub fn mul_scalar(self, c: T) -> Var<'t, T> {
+        self.unary(Unary::MulScalar(c))
+    }
+    /// Element-wise maximum with broadcasting (ties pass the gradient to `self`).
+    pub fn maximum(self, other: Var<'t, T>) -> Var<'t, T> {
+        self.binary(other, Binary::Maximum)
+    }
+    /// Element-wise minimum with broadcasting (ties pass the gradient to `self`).
+    pub fn minimum(self, other: Var<'t, T>) -> Var<'t, T> {
+        self.binary(other, Binary::Minimum)
+    }
+    /// Element-wise square.
+    pub fn square(self) -> Var<'t, T> {
+        self * self
+    }
+}
+
+macro_rules! binary_operator {
+    ($trait:ident, $method:ident, $kind:ident, $scalar:expr) => {
+        impl<'t, T: Float> $trait for Var<'t, T> {
+            type Output = Var<'t, T>;
+            fn $method(self, rhs: Var<'t, T>) -> Var<'t, T> {
+                self.binary(rhs, Binary::$kind)
+            }
+        }
+        impl<'t, T: Float> $trait<T> for Var<'t, T> {
+            type Output = Var<'t, T>;
+            fn $method(self, rhs: T) -> Var<'t, T> {
+                #[allow(clippy::redundant_closure_call)]
+                ($scalar)(self, rhs)
+            }
+        }
+    };
+}
+
+binary_operator!(Add, add, Add, |x: Var<'t, T>, c| x.add_scalar(c));
+binary_operator!(Sub, sub, Sub, |x: Var<'t, T>, c: T| x.add_scalar(-c));
+binary_operator!(Mul, mul, Mul, |x: Var<'t, T>, c| x.mul_scalar(c));
+binary_operator!(Div, div, Div, |x: Var<'t, T>, c: T| x.mul_scalar(T::one() / c));
+
+impl<'t, T: Float> Neg for Var<'t, T> {
+    type Output = Var<'t, T>;
+    fn neg(self) -> Var<'t, T> {
+        self.unary(Unary::Neg)
+    }
+}
+
+/// 1 where `b` holds, 0 elsewhere.
+pub fn indicator<T: Float>(b: bool) -> T {
+    if b {
+        T::one()
+    } else {
+        T::zero()
+    }
+}

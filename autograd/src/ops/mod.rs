@@ -1,0 +1,8 @@
+//! The differentiable ops, one file per family. Each op computes its value with a kernel, records itself,
+//! and writes its backward in differentiable ops.
+
+pub mod elementwise;
+pub mod index;
+pub mod matmul;
+pub mod reduce;
+pub mod shape;
