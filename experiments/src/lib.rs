@@ -1,0 +1,3 @@
+//! The paper's experiments: data generators, models, training runs and reports.
+
+pub mod circles;
