@@ -92,6 +92,12 @@ impl<T: Float> Tape<T> {
         self.with_recording(false, f)
     }
 
+    /// Run `f` with recording on, even inside `no_grad`: evaluation code that still needs gradients (the SRN's
+    /// inner loop at test time) records just this part.
+    pub fn enable_grad<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.with_recording(true, f)
+    }
+
     fn with_recording<R>(&self, on: bool, f: impl FnOnce() -> R) -> R {
         let before = self.recording.replace(on);
         let out = f();

@@ -43,6 +43,18 @@ fn no_grad_records_constants_and_restores_recording() {
 }
 
 #[test]
+fn enable_grad_inside_no_grad_records_again() {
+    let tape = Tape::<f64>::new();
+    let x = tape.leaf(array![1.0, 2.0].into_dyn());
+    let (outer, inner) = tape.no_grad(|| (x * x, tape.enable_grad(|| x * x)));
+    assert!(!outer.requires_grad());
+    assert!(inner.requires_grad());
+    assert!(!tape.no_grad(|| tape.is_recording()));
+    let g = tape.grad(&[inner.sum()], &[x], false)[0];
+    assert_eq!(values(&g.value()), vec![2.0, 4.0]);
+}
+
+#[test]
 fn detach_stops_the_gradient() {
     let tape = Tape::<f64>::new();
     let x = tape.leaf(array![3.0].into_dyn());
