@@ -2,7 +2,9 @@
 //! and writes its backward in differentiable ops.
 
 pub mod elementwise;
+pub mod fspool;
 pub mod index;
+pub mod lstm;
 pub mod matmul;
 pub mod reduce;
 pub mod shape;
