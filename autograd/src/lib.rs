@@ -22,5 +22,6 @@ pub mod check;
 pub mod ops;
 mod tape;
 
+pub use kernels::conv::ConvGeom;
 pub use ops::shape::{concat, stack};
 pub use tape::{Op, Tape, Var};

@@ -21,8 +21,19 @@ impl Default for ConvGeom {
 }
 
 impl ConvGeom {
+    /// The same stride, padding and dilation along both axes.
     pub fn new(stride: usize, padding: usize, dilation: usize) -> Self {
         ConvGeom { stride: [stride; 2], padding: [padding; 2], dilation: [dilation; 2] }
+    }
+
+    /// Per-axis `[height, width]` stride, padding and dilation.
+    pub fn per_axis(stride: [usize; 2], padding: [usize; 2], dilation: [usize; 2]) -> Self {
+        ConvGeom { stride, padding, dilation }
+    }
+
+    /// Stride `stride`, padding `padding`, no dilation: the common case.
+    pub fn strided(stride: usize, padding: usize) -> Self {
+        Self::new(stride, padding, 1)
     }
 
     /// Output extent of a convolution along axis `a` for input extent `n` and kernel extent `k`,
@@ -40,8 +51,10 @@ impl ConvGeom {
     }
 }
 
-/// Unfold one image `[C, H, W]` into columns `[C*KH*KW, OH*OW]`.
-fn im2col<T: Float>(
+/// Unfold one image (`x` is `[C, H*W]`, contiguous) into columns `[C*KH*KW, OH*OW]`: column `(oi, oj)` holds
+/// the receptive field of output position `(oi, oj)`, with zeros where it covers the padding. `out` is the
+/// output grid; it may be smaller than the full `conv_out` grid (only those positions are unfolded).
+pub fn im2col<T: Float>(
     x: ArrayView2<T>,
     c: usize,
     h: usize,
@@ -76,9 +89,9 @@ fn im2col<T: Float>(
     cols
 }
 
-/// Fold columns `[C*KH*KW, OH*OW]` back into an image `[C, H, W]`, adding overlapping entries: the adjoint
-/// of `im2col`.
-fn col2im<T: Float>(
+/// Fold columns `[C*KH*KW, OH*OW]` back into an image `[C, H, W]` (returned flat, row-major), adding
+/// overlapping entries and dropping those that fall on the padding: the adjoint of `im2col`.
+pub fn col2im<T: Float>(
     cols: ArrayView2<T>,
     c: usize,
     h: usize,

@@ -1,6 +1,7 @@
 //! The differentiable ops, one file per family. Each op computes its value with a kernel, records itself,
 //! and writes its backward in differentiable ops.
 
+pub mod conv;
 pub mod elementwise;
 pub mod fspool;
 pub mod index;
