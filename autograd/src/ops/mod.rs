@@ -3,6 +3,8 @@
 
 pub mod elementwise;
 pub mod index;
+pub mod loss;
 pub mod matmul;
+pub mod nn;
 pub mod reduce;
 pub mod shape;
