@@ -3,8 +3,9 @@
 //! A transposed convolution with weight `w` is the adjoint of the convolution with the same `w`, so its
 //! weight is `[C_in_of_transpose, C_out_of_transpose, KH, KW]`, as in PyTorch.
 
-use crate::{gemm::gemm, Float};
-use ndarray::{Array2, Array4, ArrayView2, ArrayView4, Axis};
+use crate::{gemm::gemm_into, Float};
+use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
+use rayon::prelude::*;
 
 /// Stride, zero padding and dilation of a convolution, per spatial axis (height, width).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +52,99 @@ impl ConvGeom {
     }
 }
 
+/// Column buffers are built for as many images at once as fit in this many elements: one wide GEMM per chunk
+/// instead of one small GEMM per image (the decoder's 4x4 and 8x8 maps would give products a few columns wide).
+#[cfg(not(test))]
+const COLS_BUDGET: usize = 1 << 23;
+/// Small in unit tests, so that batches are split into several chunks there.
+#[cfg(test)]
+const COLS_BUDGET: usize = 300;
+
+/// The geometry of one unfolding: an image of `c` channels and `h x w` pixels, a `k` kernel, an `out` output
+/// grid (possibly a leading part of the full grid), and the convolution's stride, padding and dilation.
+#[derive(Clone, Copy)]
+struct Unfold {
+    c: usize,
+    h: usize,
+    w: usize,
+    k: [usize; 2],
+    out: [usize; 2],
+    g: ConvGeom,
+}
+
+impl Unfold {
+    fn rows(&self) -> usize {
+        self.c * self.k[0] * self.k[1]
+    }
+    fn positions(&self) -> usize {
+        self.out[0] * self.out[1]
+    }
+    fn image_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    /// Input row (or column) read by output index `o` at kernel offset `kk` along axis `a`, if inside.
+    fn source(&self, a: usize, o: usize, kk: usize) -> Option<usize> {
+        let extent = if a == 0 { self.h } else { self.w };
+        let i = (o * self.g.stride[a] + kk * self.g.dilation[a]).checked_sub(self.g.padding[a])?;
+        (i < extent).then_some(i)
+    }
+    /// How many images to unfold at once.
+    fn chunk(&self, batch: usize) -> usize {
+        (COLS_BUDGET / (self.rows() * self.positions()).max(1)).clamp(1, batch.max(1))
+    }
+
+    /// Unfold `n` images (`xs`, `[n, c, h, w]` contiguous) into columns `[c*kh*kw, n*oh*ow]`: column
+    /// `i*P + (oi*ow + oj)` holds image `i`'s receptive field of output `(oi, oj)`, zero on the padding.
+    /// Rows are filled in parallel.
+    fn im2col<T: Float>(&self, xs: &[T], n: usize) -> Array2<T> {
+        let (p, kk) = (self.positions(), self.k[0] * self.k[1]);
+        let mut cols = Array2::<T>::zeros((self.rows(), n * p));
+        let data = cols.as_slice_mut().expect("contiguous columns");
+        data.par_chunks_mut((n * p).max(1)).enumerate().for_each(|(row, dst)| {
+            let (ci, ki, kj) = (row / kk, row % kk / self.k[1], row % self.k[1]);
+            for i in 0..n {
+                let plane = &xs[i * self.image_len() + ci * self.h * self.w..][..self.h * self.w];
+                for oi in 0..self.out[0] {
+                    let Some(ii) = self.source(0, oi, ki) else { continue };
+                    let dst_row = &mut dst[i * p + oi * self.out[1]..][..self.out[1]];
+                    for (oj, d) in dst_row.iter_mut().enumerate() {
+                        if let Some(jj) = self.source(1, oj, kj) {
+                            *d = plane[ii * self.w + jj];
+                        }
+                    }
+                }
+            }
+        });
+        cols
+    }
+
+    /// Fold columns `[c*kh*kw, n*oh*ow]` back into `n` images (`out`, `[n, c, h, w]`), adding overlapping
+    /// entries and dropping those on the padding: the adjoint of `im2col`. Planes are filled in parallel.
+    fn col2im<T: Float>(&self, cols: ArrayView2<T>, n: usize, out: &mut [T]) {
+        let (p, kk) = (self.positions(), self.k[0] * self.k[1]);
+        let cols = cols.as_standard_layout();
+        let cs = cols.as_slice().expect("contiguous columns");
+        let width = n * p;
+        out.par_chunks_mut((self.h * self.w).max(1)).enumerate().for_each(|(plane_index, plane)| {
+            let (i, ci) = (plane_index / self.c, plane_index % self.c);
+            plane.fill(T::zero());
+            for ki in 0..self.k[0] {
+                for kj in 0..self.k[1] {
+                    let row = &cs[(ci * kk + ki * self.k[1] + kj) * width + i * p..][..p];
+                    for oi in 0..self.out[0] {
+                        let Some(ii) = self.source(0, oi, ki) else { continue };
+                        for oj in 0..self.out[1] {
+                            if let Some(jj) = self.source(1, oj, kj) {
+                                plane[ii * self.w + jj] += row[oi * self.out[1] + oj];
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
 /// Unfold one image (`x` is `[C, H*W]`, contiguous) into columns `[C*KH*KW, OH*OW]`: column `(oi, oj)` holds
 /// the receptive field of output position `(oi, oj)`, with zeros where it covers the padding. `out` is the
 /// output grid; it may be smaller than the full `conv_out` grid (only those positions are unfolded).
@@ -63,30 +157,8 @@ pub fn im2col<T: Float>(
     out: [usize; 2],
     g: &ConvGeom,
 ) -> Array2<T> {
-    let mut cols = Array2::<T>::zeros((c * k[0] * k[1], out[0] * out[1]));
-    let xs = x.as_slice().expect("contiguous image");
-    let cs = cols.as_slice_mut().expect("contiguous columns");
-    let ncol = out[0] * out[1];
-    for ci in 0..c {
-        for ki in 0..k[0] {
-            for kj in 0..k[1] {
-                let row = (ci * k[0] + ki) * k[1] + kj;
-                for oi in 0..out[0] {
-                    let ii = (oi * g.stride[0] + ki * g.dilation[0]) as isize - g.padding[0] as isize;
-                    if ii < 0 || ii >= h as isize {
-                        continue;
-                    }
-                    for oj in 0..out[1] {
-                        let jj = (oj * g.stride[1] + kj * g.dilation[1]) as isize - g.padding[1] as isize;
-                        if jj >= 0 && jj < w as isize {
-                            cs[row * ncol + oi * out[1] + oj] = xs[(ci * h + ii as usize) * w + jj as usize];
-                        }
-                    }
-                }
-            }
-        }
-    }
-    cols
+    let x = x.as_standard_layout();
+    Unfold { c, h, w, k, out, g: *g }.im2col(x.as_slice().expect("contiguous image"), 1)
 }
 
 /// Fold columns `[C*KH*KW, OH*OW]` back into an image `[C, H, W]` (returned flat, row-major), adding
@@ -101,28 +173,29 @@ pub fn col2im<T: Float>(
     g: &ConvGeom,
 ) -> Vec<T> {
     let mut img = vec![T::zero(); c * h * w];
-    let cs = cols.as_slice().expect("contiguous columns");
-    let ncol = out[0] * out[1];
-    for ci in 0..c {
-        for ki in 0..k[0] {
-            for kj in 0..k[1] {
-                let row = (ci * k[0] + ki) * k[1] + kj;
-                for oi in 0..out[0] {
-                    let ii = (oi * g.stride[0] + ki * g.dilation[0]) as isize - g.padding[0] as isize;
-                    if ii < 0 || ii >= h as isize {
-                        continue;
-                    }
-                    for oj in 0..out[1] {
-                        let jj = (oj * g.stride[1] + kj * g.dilation[1]) as isize - g.padding[1] as isize;
-                        if jj >= 0 && jj < w as isize {
-                            img[(ci * h + ii as usize) * w + jj as usize] += cs[row * ncol + oi * out[1] + oj];
-                        }
-                    }
-                }
-            }
-        }
-    }
+    Unfold { c, h, w, k, out, g: *g }.col2im(cols, 1, &mut img);
     img
+}
+
+/// `[n, ch, p]` (contiguous) as a channel-major `[ch, n*p]` matrix.
+fn channel_major<T: Float>(src: &[T], n: usize, ch: usize, p: usize) -> Array2<T> {
+    let mut out = Array2::<T>::zeros((ch, n * p));
+    let data = out.as_slice_mut().expect("contiguous");
+    data.par_chunks_mut((n * p).max(1)).enumerate().for_each(|(c, row)| {
+        for i in 0..n {
+            row[i * p..][..p].copy_from_slice(&src[(i * ch + c) * p..][..p]);
+        }
+    });
+    out
+}
+
+/// A channel-major `[ch, n*p]` matrix written back as `[n, ch, p]` into `dst`.
+fn batch_major<T: Float>(src: &Array2<T>, n: usize, ch: usize, p: usize, dst: &mut [T]) {
+    let s = src.as_slice().expect("contiguous");
+    dst.par_chunks_mut(p.max(1)).enumerate().for_each(|(plane, d)| {
+        let (i, c) = (plane / ch, plane % ch);
+        d.copy_from_slice(&s[c * n * p + i * p..][..p]);
+    });
 }
 
 fn dims4<T>(a: &ArrayView4<T>) -> [usize; 4] {
@@ -139,16 +212,21 @@ pub fn conv2d<T: Float>(x: ArrayView4<T>, w: ArrayView4<T>, g: &ConvGeom) -> Arr
         g.conv_out(0, h, kh).expect("conv2d: input too small"),
         g.conv_out(1, wd, kw).expect("conv2d: input too small"),
     ];
+    let u = Unfold { c, h, w: wd, k: [kh, kw], out, g: *g };
     let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("contiguous input");
     let wm = w.as_standard_layout();
-    let wm = wm.view().into_shape_with_order((co, c * kh * kw)).expect("weight matrix");
+    let wm = wm.view().into_shape_with_order((co, u.rows())).expect("weight matrix");
+    let p = u.positions();
     let mut y = Array4::<T>::zeros((b, co, out[0], out[1]));
-    for (bi, mut yb) in y.outer_iter_mut().enumerate() {
-        let xb = x.index_axis(Axis(0), bi);
-        let xb = xb.into_shape_with_order((c, h * wd)).expect("image");
-        let cols = im2col(xb, c, h, wd, [kh, kw], out, g);
-        let prod = gemm(wm, cols.view());
-        yb.assign(&prod.into_shape_with_order((co, out[0], out[1])).expect("output"));
+    let ys = y.as_slice_mut().expect("contiguous output");
+    let chunk = u.chunk(b);
+    for start in (0..b).step_by(chunk) {
+        let n = chunk.min(b - start);
+        let cols = u.im2col(&xs[start * u.image_len()..(start + n) * u.image_len()], n);
+        let mut prod = Array2::<T>::zeros((co, n * p));
+        gemm_into(T::one(), wm, cols.view(), T::zero(), prod.view_mut());
+        batch_major(&prod, n, co, p, &mut ys[start * co * p..(start + n) * co * p]);
     }
     y
 }
@@ -165,39 +243,111 @@ pub fn conv_transpose2d<T: Float>(
     let [_, cx, kh, kw] = dims4(&w);
     let oh = g.transpose_out(0, hy, kh, output_padding[0]).expect("conv_transpose2d: negative output size");
     let ow = g.transpose_out(1, wy, kw, output_padding[1]).expect("conv_transpose2d: negative output size");
+    let u = Unfold { c: cx, h: oh, w: ow, k: [kh, kw], out: [hy, wy], g: *g };
     let y = y.as_standard_layout();
+    let ys = y.as_slice().expect("contiguous input");
     let wm = w.as_standard_layout();
-    let wt = wm.view().into_shape_with_order((cy, cx * kh * kw)).expect("weight matrix");
-    let wt = wt.t();
+    let wt = wm.view().into_shape_with_order((cy, u.rows())).expect("weight matrix");
+    let p = u.positions();
     let mut x = Array4::<T>::zeros((b, cx, oh, ow));
-    for (bi, mut xb) in x.outer_iter_mut().enumerate() {
-        let yb = y.index_axis(Axis(0), bi);
-        let yb = yb.into_shape_with_order((cy, hy * wy)).expect("image");
-        let cols = gemm(wt, yb);
-        let img = col2im(cols.view(), cx, oh, ow, [kh, kw], [hy, wy], g);
-        xb.assign(&ndarray::ArrayView3::from_shape((cx, oh, ow), &img).expect("output"));
+    let xs = x.as_slice_mut().expect("contiguous output");
+    let chunk = u.chunk(b);
+    for start in (0..b).step_by(chunk) {
+        let n = chunk.min(b - start);
+        let ycm = channel_major(&ys[start * cy * p..(start + n) * cy * p], n, cy, p);
+        let mut cols = Array2::<T>::zeros((u.rows(), n * p));
+        gemm_into(T::one(), wt.t(), ycm.view(), T::zero(), cols.view_mut());
+        u.col2im(cols.view(), n, &mut xs[start * u.image_len()..(start + n) * u.image_len()]);
     }
     x
 }
 
 /// Weight gradient of `conv2d`: `dw[o, i, a, b] = sum over batch and positions of gy * x` (shape `[C_out,
-/// C_in, KH, KW]`); `kernel` is `[KH, KW]`. It is bilinear in `x` and `gy`.
+/// C_in, KH, KW]`); `kernel` is `[KH, KW]`. It is bilinear in `x` and `gy`. `gy` may cover a leading part of
+/// the output grid.
 pub fn conv2d_weight_grad<T: Float>(
     x: ArrayView4<T>,
     gy: ArrayView4<T>,
     kernel: [usize; 2],
     g: &ConvGeom,
 ) -> Array4<T> {
-    let [_, c, h, wd] = dims4(&x);
+    let [b, c, h, wd] = dims4(&x);
     let [_, co, oh, ow] = dims4(&gy);
+    let u = Unfold { c, h, w: wd, k: kernel, out: [oh, ow], g: *g };
     let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("contiguous input");
     let gy = gy.as_standard_layout();
-    let mut dw = Array2::<T>::zeros((co, c * kernel[0] * kernel[1]));
-    for (xb, gb) in x.outer_iter().zip(gy.outer_iter()) {
-        let xb = xb.into_shape_with_order((c, h * wd)).expect("image");
-        let cols = im2col(xb, c, h, wd, kernel, [oh, ow], g);
-        let gb = gb.into_shape_with_order((co, oh * ow)).expect("gradient");
-        dw += &gemm(gb, cols.t());
+    let gs = gy.as_slice().expect("contiguous gradient");
+    let p = u.positions();
+    let mut dw = Array2::<T>::zeros((co, u.rows()));
+    let chunk = u.chunk(b);
+    for start in (0..b).step_by(chunk) {
+        let n = chunk.min(b - start);
+        let cols = u.im2col(&xs[start * u.image_len()..(start + n) * u.image_len()], n);
+        let gcm = channel_major(&gs[start * co * p..(start + n) * co * p], n, co, p);
+        gemm_into(T::one(), gcm.view(), cols.t(), T::one(), dw.view_mut());
     }
     dw.into_shape_with_order((co, c, kernel[0], kernel[1])).expect("weight shape")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array;
+
+    fn filled(shape: [usize; 4], seed: usize) -> Array4<f64> {
+        Array::from_shape_fn(shape, |(a, b, c, d)| {
+            ((a * 131 + b * 71 + c * 37 + d * 11 + seed * 7) % 29) as f64 / 14.0 - 1.0
+        })
+    }
+
+    /// Direct convolution, for reference.
+    fn naive(x: &Array4<f64>, w: &Array4<f64>, g: &ConvGeom) -> Array4<f64> {
+        let [b, c, h, wd] = dims4(&x.view());
+        let [co, _, kh, kw] = dims4(&w.view());
+        let (oh, ow) = (g.conv_out(0, h, kh).unwrap(), g.conv_out(1, wd, kw).unwrap());
+        Array4::from_shape_fn((b, co, oh, ow), |(bi, o, oi, oj)| {
+            let mut acc = 0.0;
+            for ci in 0..c {
+                for ki in 0..kh {
+                    for kj in 0..kw {
+                        let ii = (oi * g.stride[0] + ki * g.dilation[0]) as isize - g.padding[0] as isize;
+                        let jj = (oj * g.stride[1] + kj * g.dilation[1]) as isize - g.padding[1] as isize;
+                        if ii >= 0 && jj >= 0 && (ii as usize) < h && (jj as usize) < wd {
+                            acc += x[[bi, ci, ii as usize, jj as usize]] * w[[o, ci, ki, kj]];
+                        }
+                    }
+                }
+            }
+            acc
+        })
+    }
+
+    fn dot(a: &Array4<f64>, b: &Array4<f64>) -> f64 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn chunked_batches_match_the_direct_convolution_and_its_adjoints() {
+        let g = ConvGeom::new(2, 1, 1);
+        let x = filled([5, 3, 7, 6], 1);
+        let w = filled([4, 3, 3, 3], 2);
+        let y = conv2d(x.view(), w.view(), &g);
+        assert!(u_chunk_is_split(&x, &w, &g), "the test budget must force several chunks");
+        let want = naive(&x, &w, &g);
+        assert!(y.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-12));
+        let r = filled([5, 4, y.dim().2, y.dim().3], 3);
+        let xt = conv_transpose2d(r.view(), w.view(), &g, [0, 1]);
+        assert_eq!(xt.dim(), x.dim());
+        assert!((dot(&y, &r) - dot(&x, &xt)).abs() < 1e-9);
+        let dw = conv2d_weight_grad(x.view(), r.view(), [3, 3], &g);
+        assert!((dot(&y, &r) - dot(&w, &dw)).abs() < 1e-9);
+    }
+
+    fn u_chunk_is_split(x: &Array4<f64>, w: &Array4<f64>, g: &ConvGeom) -> bool {
+        let [b, c, h, wd] = dims4(&x.view());
+        let [_, _, kh, kw] = dims4(&w.view());
+        let out = [g.conv_out(0, h, kh).unwrap(), g.conv_out(1, wd, kw).unwrap()];
+        Unfold { c, h, w: wd, k: [kh, kw], out, g: *g }.chunk(b) < b
+    }
 }
