@@ -74,7 +74,7 @@ pub fn matmul<T: Float>(a: ArrayViewD<T>, b: ArrayViewD<T>) -> ArrayD<T> {
 
 /// `x` (`[.., r, c]`) as a `[batch, r, c]` view when contiguous, else a contiguous copy.
 fn as3<'a, T: Float>(x: &ArrayViewD<'a, T>, r: usize, c: usize) -> ndarray::CowArray<'a, T, ndarray::Ix3> {
-    let batch = if r * c == 0 { 1 } else { x.len() / (r * c) };
+    let batch = x.len().checked_div(r * c).unwrap_or(1);
     match x.clone().into_shape_with_order((batch, r, c)) {
         Ok(v) => v.into(),
         Err(_) => x.as_standard_layout().into_owned().into_shape_with_order((batch, r, c)).expect("3-D").into(),
