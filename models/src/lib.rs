@@ -1,1 +1,24 @@
+//! Layers, optimisers and checkpoints on the autograd tape.
+//!
+//! - [`Param`]: a parameter living outside any tape, a cheap shared handle; [`Buffer`] for non-trained state.
+//! - [`Scope`]: one step's tape plus the leaf each parameter became on it; [`Scope::grads`] gives [`Grads`].
+//! - [`Module`]: named parameters and buffers with dotted, `state_dict`-style names.
+//! - [`init`]: PyTorch's default initialisations from a seeded RNG.
+//! - [`Linear`], [`Mlp`]: the dense layers.
+//! - [`Sgd`], [`Adam`], [`clip_grad_norm`]: PyTorch's update rules, with savable state.
+//! - [`Checkpoint`]: safetensors files, saved atomically, loaded strictly ([`CheckpointError`]).
 
+pub mod checkpoint;
+pub mod init;
+pub mod linear;
+pub mod module;
+pub mod optim;
+pub mod param;
+pub mod scope;
+
+pub use checkpoint::{load_module, save_module, Checkpoint, CheckpointError};
+pub use linear::{Activation, Linear, Mlp};
+pub use module::{join, prefixed, unique, Module};
+pub use optim::{clip_grad_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+pub use param::{Buffer, Param, ParamId};
+pub use scope::{Grads, Scope};
