@@ -145,6 +145,7 @@ impl<T: Float> Tape<T> {
     }
 
     /// Vector-Jacobian products: gradients of `sum_i <outputs[i], seeds[i]>` with respect to each of `wrt`.
+    /// Every `wrt` must require grad (a leaf, or computed from one while recording), as in PyTorch.
     pub fn grad_with<'t>(
         &'t self,
         outputs: &[Var<'t, T>],
@@ -155,6 +156,14 @@ impl<T: Float> Tape<T> {
         assert_eq!(outputs.len(), seeds.len(), "grad_with: {} outputs but {} seeds", outputs.len(), seeds.len());
         for (o, s) in outputs.iter().zip(seeds) {
             assert_eq!(o.shape(), s.shape(), "grad_with: output shape {:?} but seed shape {:?}", o.shape(), s.shape());
+        }
+        for (i, v) in wrt.iter().enumerate() {
+            assert!(
+                v.requires_grad(),
+                "grad: input {i} (shape {:?}) does not require grad: it is a constant or was computed with \
+                 recording off, so nothing was recorded to differentiate by",
+                v.shape()
+            );
         }
         let (Some(lo), Some(hi)) = (wrt.iter().map(|v| v.id).min(), outputs.iter().map(|v| v.id).max()) else {
             return wrt.iter().map(|v| v.zeros_like()).collect();

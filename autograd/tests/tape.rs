@@ -139,3 +139,12 @@ fn fifth_derivative_of_x5_is_exact() {
     let d4 = tape.grad(&[g], &[x], false)[0];
     assert_eq!(values(&d4.value()), vec![120.0, 120.0]);
 }
+
+#[test]
+#[should_panic(expected = "grad: input 0 (shape [2]) does not require grad")]
+fn differentiating_by_a_constant_is_an_error() {
+    let tape = Tape::<f64>::new();
+    let c = tape.constant(array![1.0, 2.0].into_dyn());
+    let w = tape.leaf(array![3.0, 4.0].into_dyn());
+    tape.grad(&[(c.reshape(&[2, 1]) * w).sum()], &[c], false);
+}

@@ -15,6 +15,7 @@ pub mod module;
 pub mod optim;
 pub mod param;
 pub mod scope;
+pub mod srn;
 
 pub use checkpoint::{load_module, save_module, Checkpoint, CheckpointError};
 pub use linear::{Activation, Linear, Mlp};
@@ -22,3 +23,4 @@ pub use module::{join, prefixed, unique, Module};
 pub use optim::{clip_grad_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use param::{Buffer, Param, ParamId};
 pub use scope::{Grads, Scope};
+pub use srn::{Refinement, SetEncoder, Srn, SrnConfig};

@@ -1,0 +1,130 @@
+//! The Set Refiner Network module: its outer gradient through the inner steps, the S0 flag, evaluation mode,
+//! equivariance and that the inner loss goes down.
+
+use autograd::check::{check_grad_order, test_fn, uniform, Tolerance};
+use autograd::{Tape, Var};
+use models::{Linear, Module, Param, Scope, SetEncoder, Srn, SrnConfig};
+use ndarray::{ArrayD, Axis};
+use rand::{rngs::StdRng, SeedableRng};
+use std::rc::Rc;
+
+/// A small permutation-invariant encoder: `sum_i tanh(W s_i + b)`.
+struct SumEncoder {
+    lin: Linear<f64>,
+}
+
+impl Module<f64> for SumEncoder {
+    fn params(&self) -> Vec<(String, Param<f64>)> {
+        models::prefixed("lin", self.lin.params())
+    }
+}
+
+impl SetEncoder<f64> for SumEncoder {
+    fn encode<'t>(&self, scope: &Scope<'t, f64>, set: Var<'t, f64>) -> Var<'t, f64> {
+        self.lin.forward(scope, set).tanh().sum_axes(&[1], false)
+    }
+}
+
+fn srn(config: SrnConfig) -> Srn<SumEncoder> {
+    Srn::new(SumEncoder { lin: Linear::new(3, 4, &mut StdRng::seed_from_u64(3)) }, config)
+}
+
+const CONFIG: SrnConfig = SrnConfig { steps: 3, alpha: 0.2, momentum: 0.5, learn_s0: true };
+
+#[test]
+fn outer_gradient_matches_finite_differences_of_the_unrolled_refinement() {
+    // Inputs: z, S0, then the encoder's weight and bias (bound in place of the parameters).
+    let net = Rc::new(srn(CONFIG));
+    let f = test_fn(move |tape, x| {
+        let scope = Scope::new(tape);
+        scope.bind(&net.encoder.lin.weight, x[2]);
+        scope.bind(net.encoder.lin.bias.as_ref().unwrap(), x[3]);
+        let s = net.refine(&scope, x[1], x[0], true).last();
+        (s * s.sin_like()).sum_axes(&[2], false)
+    });
+    let inputs = [
+        uniform(&[2, 4], -1.0, 1.0, 1),
+        uniform(&[2, 5, 3], -1.0, 1.0, 2),
+        uniform(&[4, 3], -1.0, 1.0, 3),
+        uniform(&[4], -0.5, 0.5, 4),
+    ];
+    check_grad_order(f, &inputs, 1, Tolerance::default()).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A smooth non-linear outer function for the test above.
+trait SinLike<'t> {
+    fn sin_like(self) -> Var<'t, f64>;
+}
+impl<'t> SinLike<'t> for Var<'t, f64> {
+    fn sin_like(self) -> Var<'t, f64> {
+        (self * 1.3).tanh()
+    }
+}
+
+fn outer_grads(config: SrnConfig) -> (ArrayD<f64>, Vec<ArrayD<f64>>) {
+    let net = srn(config);
+    let tape = Tape::new();
+    let scope = Scope::new(&tape);
+    let z = tape.leaf(uniform(&[2, 4], -1.0, 1.0, 1));
+    let s0 = tape.leaf(uniform(&[2, 5, 3], -1.0, 1.0, 2));
+    let s = net.refine(&scope, s0, z, true).last();
+    let loss = s.square().sum();
+    let g_s0 = tape.grad(&[loss], &[s0], false)[0];
+    let grads = net.grads(&scope, &[loss]);
+    let params = net.params().into_iter().map(|(_, p)| grads.get(&p).unwrap().clone()).collect();
+    ((*g_s0.value()).clone(), params)
+}
+
+#[test]
+fn s0_learns_through_the_refinement_only_when_asked() {
+    let (detached, params) = outer_grads(SrnConfig { learn_s0: false, ..CONFIG });
+    assert!(detached.iter().all(|&v| v == 0.0), "a detached S0 must get no gradient");
+    assert!(params.iter().all(|g| g.iter().any(|&v| v != 0.0)), "H_agg learns through the inner steps");
+    let (learned, _) = outer_grads(CONFIG);
+    assert!(learned.iter().any(|&v| v != 0.0));
+}
+
+#[test]
+fn evaluation_takes_inner_gradients_without_recording_the_outer_graph() {
+    let net = srn(CONFIG);
+    let tape = Tape::new();
+    let scope = Scope::new(&tape);
+    let z = tape.constant(uniform(&[2, 4], -1.0, 1.0, 1));
+    let s0 = tape.constant(uniform(&[2, 5, 3], -1.0, 1.0, 2));
+    let trained = net.refine(&scope, s0, z, true);
+    let evaluated = tape.no_grad(|| net.refine(&scope, s0, z, false));
+    assert!(!evaluated.last().requires_grad());
+    assert_eq!(trained.losses, evaluated.losses);
+    let (a, b) = (trained.last().value(), evaluated.last().value());
+    assert!(a.iter().zip(b.iter()).all(|(x, y)| (x - y).abs() < 1e-12));
+}
+
+#[test]
+fn the_inner_loss_goes_down_and_the_set_moves() {
+    let net = srn(SrnConfig { steps: 8, alpha: 0.05, ..CONFIG });
+    let tape = Tape::new();
+    let scope = Scope::new(&tape);
+    let z = tape.constant(uniform(&[2, 4], -1.0, 1.0, 1));
+    let s0 = tape.constant(uniform(&[2, 5, 3], -1.0, 1.0, 2));
+    let r = net.refine(&scope, s0, z, false);
+    assert_eq!(r.sets.len(), 9);
+    assert!(r.losses.last().unwrap() < &(r.losses[0] * 0.9), "inner losses {:?}", r.losses);
+}
+
+#[test]
+fn refinement_is_equivariant_to_permuting_the_initial_set() {
+    let net = srn(CONFIG);
+    let perm = [3, 0, 4, 1, 2];
+    let s0 = uniform(&[2, 5, 3], -1.0, 1.0, 2);
+    let run = |s0: ArrayD<f64>| {
+        let tape = Tape::new();
+        let scope = Scope::new(&tape);
+        let z = tape.constant(uniform(&[2, 4], -1.0, 1.0, 1));
+        let out = net.refine(&scope, tape.constant(s0), z, false).last();
+        (*out.value()).clone()
+    };
+    let plain = run(s0.clone());
+    let permuted = run(s0.select(Axis(1), &perm));
+    let expected = plain.select(Axis(1), &perm);
+    assert!(permuted.iter().zip(expected.iter()).all(|(a, b)| (a - b).abs() < 1e-12));
+}
