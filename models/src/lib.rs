@@ -4,22 +4,31 @@
 //! - [`Scope`]: one step's tape plus the leaf each parameter became on it; [`Scope::grads`] gives [`Grads`].
 //! - [`Module`]: named parameters and buffers with dotted, `state_dict`-style names.
 //! - [`init`]: PyTorch's default initialisations from a seeded RNG.
-//! - [`Linear`], [`Mlp`]: the dense layers.
+//! - [`Linear`], [`Mlp`]: the dense layers; [`Conv2d`], [`ConvTranspose2d`]; [`BatchNorm`], [`LayerNorm`];
+//!   [`Lstm`], [`Embedding`]; [`FSPool`] and the set encoder [`FSEncoder`].
 //! - [`Sgd`], [`Adam`], [`clip_grad_norm`]: PyTorch's update rules, with savable state.
 //! - [`Checkpoint`]: safetensors files, saved atomically, loaded strictly ([`CheckpointError`]).
 
 pub mod checkpoint;
+pub mod conv;
+pub mod fspool;
 pub mod init;
 pub mod linear;
+pub mod lstm;
 pub mod module;
+pub mod norm;
 pub mod optim;
 pub mod param;
 pub mod scope;
 pub mod srn;
 
 pub use checkpoint::{load_module, save_module, Checkpoint, CheckpointError};
+pub use conv::{Conv2d, ConvTranspose2d};
+pub use fspool::{FSEncoder, FSPool};
 pub use linear::{Activation, Linear, Mlp};
+pub use lstm::{Embedding, Lstm, LstmDirection};
 pub use module::{join, prefixed, unique, Module};
+pub use norm::{BatchNorm, LayerNorm};
 pub use optim::{clip_grad_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use param::{Buffer, Param, ParamId};
 pub use scope::{Grads, Scope};

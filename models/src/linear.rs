@@ -163,4 +163,7 @@ impl<T: Float> Module<T> for Mlp<T> {
     fn params(&self) -> Vec<(String, Param<T>)> {
         self.layers.params()
     }
+    fn set_training(&self, training: bool) {
+        self.layers.set_training(training);
+    }
 }

@@ -21,6 +21,11 @@ pub trait Module<T: Float> {
         Vec::new()
     }
 
+    /// Switch between training and evaluation behaviour (PyTorch's `train()` / `eval()`): batch norm uses
+    /// batch statistics and updates its running ones in training, and uses the running ones in evaluation.
+    /// Nothing by default; a container forwards the call to every child.
+    fn set_training(&self, _training: bool) {}
+
     /// Parameters then buffers: everything a checkpoint of this module holds (PyTorch's `state_dict`).
     fn state(&self) -> Vec<(String, Param<T>)> {
         let mut s = self.params();
@@ -73,5 +78,10 @@ impl<T: Float, M: Module<T>> Module<T> for Vec<M> {
     }
     fn buffers(&self) -> Vec<(String, Param<T>)> {
         self.iter().enumerate().flat_map(|(i, m)| prefixed(&i.to_string(), m.buffers())).collect()
+    }
+    fn set_training(&self, training: bool) {
+        for m in self {
+            m.set_training(training);
+        }
     }
 }
