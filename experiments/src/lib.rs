@@ -2,3 +2,6 @@
 
 pub mod circles;
 pub mod report;
+
+/// Experiments report any failure (I/O, a corrupt checkpoint, ...) with its message.
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;

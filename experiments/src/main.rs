@@ -1,7 +1,5 @@
-//! `cargo run --release -p experiments -- <command>`: the paper's experiments.
-//!
-//! Until the experiments land, the default command is a short demonstration of the engine: a Hessian-vector
-//! product through a small network, checked against finite differences.
+//! `cargo run --release -p experiments -- <command>`: the paper's experiments. With no command it runs the
+//! Circles experiment on its quick profile.
 
 use autograd::Tape;
 use clap::{Parser, Subcommand};
@@ -16,6 +14,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The Circles decomposition experiment (Sec. 2.2, Table 1, Figures 2 and 3).
+    Circles(experiments::circles::Args),
     /// A Hessian-vector product through a small tanh network, checked against finite differences.
     Demo {
         /// Seed of the random network and vectors.
@@ -26,9 +26,35 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Demo { seed: 0 }) {
-        Command::Demo { seed } => demo(seed),
+    let command = cli.command.unwrap_or_else(|| {
+        // No command: the quick Circles run, as `circles` with its defaults.
+        Command::Circles(<CirclesCli as Parser>::parse_from(["circles"]).args)
+    });
+    ctrlc::set_handler(|| {
+        if experiments::circles::train::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit at once)");
+    })
+    .expect("Ctrl-C handler");
+    let result = match command {
+        Command::Circles(args) => experiments::circles::run(&args),
+        Command::Demo { seed } => {
+            demo(seed);
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
     }
+}
+
+/// The `circles` arguments alone, to build their defaults.
+#[derive(Parser)]
+struct CirclesCli {
+    #[command(flatten)]
+    args: experiments::circles::Args,
 }
 
 /// f(x) = sum(tanh(W2 tanh(W1 x))^2): prints grad f, the Hessian-vector product H v from a recorded backward

@@ -119,3 +119,10 @@ impl<T: Float, E: SetEncoder<T>> Module<T> for Srn<E> {
         crate::prefixed("encoder", self.encoder.buffers())
     }
 }
+
+/// The paper's H_agg for Circles: a per-element MLP, divided by the set size, then FSPool.
+impl<T: Float> SetEncoder<T> for crate::FSEncoder<T> {
+    fn encode<'t>(&self, scope: &Scope<'t, T>, set: Var<'t, T>) -> Var<'t, T> {
+        self.forward(scope, set)
+    }
+}

@@ -1,3 +1,161 @@
 //! The Circles decomposition experiment (paper Sec. 2.2, Table 1, Figures 2 and 3).
 
 pub mod data;
+pub mod figures;
+pub mod metrics;
+pub mod model;
+pub mod profile;
+pub mod table;
+pub mod train;
+
+use crate::Result;
+use data::Circles;
+use model::ModelConfig;
+use models::SrnConfig;
+use profile::Profile;
+use std::path::PathBuf;
+use train::RunSpec;
+
+/// Which models a run trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Which {
+    Baseline,
+    Srn,
+    Both,
+}
+
+/// The command line of `experiments circles`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Args {
+    /// Run size: smoke (CI), quick (default, ~15 min), standard (~2 h), paper (the released code's sizes).
+    #[arg(long, value_enum, default_value_t = Profile::Quick)]
+    pub profile: Profile,
+    #[arg(long, value_enum, default_value_t = Which::Both)]
+    pub model: Which,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder (default: runs/circles-<profile>-seed<N>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue from the checkpoints in the output folder.
+    #[arg(long)]
+    pub resume: bool,
+    /// Ablation: let the outer gradient reach S0 through the refinement (the released code detaches it).
+    #[arg(long)]
+    pub learn_s0: bool,
+    /// Ablation: the inner step size alpha (default 0.1, the released code's).
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Ablation: the number of inner steps r (default: the profile's).
+    #[arg(long)]
+    pub inner_steps: Option<usize>,
+}
+
+impl Args {
+    fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            PathBuf::from(format!("runs/circles-{:?}-seed{}", self.profile, self.seed).to_lowercase())
+        })
+    }
+
+    /// The SRN run's name: "srn", plus its ablation settings when they differ from the defaults.
+    fn srn_name(&self) -> String {
+        let mut name = String::from("srn");
+        if self.learn_s0 {
+            name.push_str("-learn-s0");
+        }
+        if let Some(a) = self.alpha {
+            name.push_str(&format!("-alpha{a}"));
+        }
+        if let Some(r) = self.inner_steps {
+            name.push_str(&format!("-r{r}"));
+        }
+        name
+    }
+}
+
+/// Train the requested models with the same data, seed and budget, then print and save Table 1.
+pub fn run(args: &Args) -> Result<()> {
+    let mut settings = args.profile.settings();
+    if let Some(r) = args.inner_steps {
+        settings.inner_steps = r;
+    }
+    let dir = args.out_dir();
+    std::fs::create_dir_all(&dir)?;
+    eprintln!(
+        "circles, profile {:?}: {} training and {} test images, batch {}, {} epochs ({} steps), widths encoder {} / decoder {} / H_agg {}, r = {}; output in {}",
+        args.profile,
+        settings.train_images,
+        settings.test_images,
+        settings.batch,
+        settings.epochs,
+        settings.total_steps(),
+        settings.encoder_width,
+        settings.decoder_width,
+        settings.hagg_width,
+        settings.inner_steps,
+        dir.display()
+    );
+    let train_data = Circles::generate(settings.train_images, args.seed.wrapping_mul(2).wrapping_add(1));
+    let test_data = Circles::generate(settings.test_images, args.seed.wrapping_mul(2).wrapping_add(2));
+    let base = ModelConfig {
+        encoder_width: settings.encoder_width,
+        decoder_width: settings.decoder_width,
+        hagg_width: settings.hagg_width,
+        srn: None,
+    };
+    let srn = SrnConfig {
+        steps: settings.inner_steps,
+        alpha: args.alpha.unwrap_or(0.1),
+        momentum: 0.5,
+        learn_s0: args.learn_s0,
+    };
+    let mut specs = Vec::new();
+    if matches!(args.model, Which::Baseline | Which::Both) {
+        specs.push(RunSpec {
+            name: "baseline".into(),
+            settings,
+            model: base,
+            seed: args.seed,
+            dir: dir.join("baseline"),
+        });
+    }
+    if matches!(args.model, Which::Srn | Which::Both) {
+        let name = args.srn_name();
+        specs.push(RunSpec {
+            dir: dir.join(&name),
+            name,
+            settings,
+            model: ModelConfig { srn: Some(srn), ..base },
+            seed: args.seed,
+        });
+    }
+    let mut results = Vec::new();
+    let mut curves = Vec::new();
+    for spec in &specs {
+        let outcome = train::train(spec, &train_data, &test_data, args.resume)?;
+        if outcome.interrupted {
+            return Err(format!("interrupted during {}; rerun with --resume to continue", spec.name).into());
+        }
+        let all: Vec<usize> = (0..test_data.len()).collect();
+        let (stats, _) = train::evaluate(&outcome.model, &test_data, &all, settings.batch, false);
+        table::write_curve(&spec.dir.join("curve.csv"), &outcome.curve)?;
+        figures::decomposition(&outcome.model, &test_data, 8, &spec.dir.join("decomposition.png"))?;
+        figures::interpolation(&outcome.model, 9, &spec.dir.join("interpolation.png"))?;
+        figures::tsne_plots(&outcome.model, settings.tsne_grid, args.seed, &spec.dir, &spec.name)?;
+        curves.push((spec.name.clone(), outcome.curve.clone()));
+        results.push(table::ModelResult {
+            name: spec.name.clone(),
+            steps: outcome.steps,
+            seconds: outcome.seconds,
+            stats,
+        });
+    }
+    figures::learning_curves(&curves, &dir)?;
+    let report = table::Table1 { profile: args.profile, seed: args.seed, settings, models: results };
+    println!("{}", report.markdown());
+    std::fs::write(dir.join("table1.md"), report.markdown())?;
+    std::fs::write(dir.join("table1.json"), serde_json::to_string_pretty(&report)?)?;
+    eprintln!("wrote {}/table1.md and table1.json", dir.display());
+    Ok(())
+}

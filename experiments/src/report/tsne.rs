@@ -362,7 +362,7 @@ mod tests {
     #[test]
     fn tiny_inputs() {
         assert_eq!(tsne(&Vec::<Vec<f32>>::new(), 5.0, 10, 0).dim(), (0, 2));
-        assert_eq!(tsne(&vec![vec![1.0f32, 2.0]], 5.0, 10, 0), Array2::zeros((1, 2)));
+        assert_eq!(tsne(&vec![vec![1.0f32, 2.0]], 5.0, 10, 0), Array2::<f64>::zeros((1, 2)));
         let same = tsne(&vec![vec![0.5f64; 3]; 4], 30.0, 50, 0);
         assert!(same.iter().all(|v| v.is_finite()));
     }

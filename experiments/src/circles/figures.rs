@@ -1,0 +1,132 @@
+//! Figures 2 and 3 and the interpolation strip, per model, as PNG.
+//!
+//! - Figure 2 (`decomposition.png`): one row per test image: the input, the reconstruction, then each set
+//!   element's decoded image (its contribution `softmax_i * sigmoid(I_i)`), elements sorted by L-inf norm.
+//! - Figure 3 (`tsne-x.png`, `tsne-y.png`): images holding one red or green circle (radius 6) on a grid of
+//!   positions; for each, the set element whose decoded image holds the most of the circle; a 2-D t-SNE of
+//!   those elements, coloured by the circle's x and by its y.
+//! - `interpolation.png`: a red circle moving from left to right beside a fixed green one; one row per frame.
+
+use super::data::{Circle, Circles, IMAGE_LEN, SIZE};
+use super::model::{CirclesModel, ELEMENT_DIM};
+use super::train::evaluate;
+use crate::report::image::{grid, Canvas, GridStyle};
+use crate::report::scatter::ScatterPlot;
+use crate::report::tsne::tsne;
+use crate::Result;
+use autograd::Tape;
+use models::{Module, Scope};
+use std::path::Path;
+
+/// `[3, 64, 64]` planar values as a canvas.
+fn tile(image: &[f32]) -> Canvas {
+    Canvas::from_planar(image, SIZE, SIZE)
+}
+
+/// L-inf norm of each of a set's decoded element images.
+fn norms(elements: &[f32]) -> Vec<f32> {
+    elements.chunks(IMAGE_LEN).map(|e| e.iter().fold(0.0f32, |m, v| m.max(v.abs()))).collect()
+}
+
+/// Input, reconstruction and elements (strongest first) of every image of `data`.
+fn rows(model: &CirclesModel, data: &Circles, batch: usize) -> Vec<Vec<Canvas>> {
+    let all: Vec<usize> = (0..data.len()).collect();
+    let (_, kept) = evaluate(model, data, &all, batch, true);
+    kept.iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut order: Vec<(usize, f32)> = norms(&e.elements).into_iter().enumerate().collect();
+            order.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let mut row = vec![tile(data.image(i)), tile(&e.reconstruction)];
+            row.extend(order.iter().map(|&(j, _)| tile(&e.elements[j * IMAGE_LEN..(j + 1) * IMAGE_LEN])));
+            row
+        })
+        .collect()
+}
+
+/// Figure 2 on the first `count` images of `test`.
+pub fn decomposition(model: &CirclesModel, test: &Circles, count: usize, path: &Path) -> Result<()> {
+    let mut sample = Circles::default();
+    for circles in test.circles.iter().take(count) {
+        sample.push(circles);
+    }
+    let style = GridStyle { scale: 2, ..GridStyle::default() };
+    grid(&rows(model, &sample, count.max(1)), style).save_png(path)?;
+    Ok(())
+}
+
+/// The interpolation strip: `frames` positions of a red circle moving across, a green one fixed below.
+pub fn interpolation(model: &CirclesModel, frames: usize, path: &Path) -> Result<()> {
+    let mut data = Circles::default();
+    for f in 0..frames {
+        let x = 10 + (SIZE - 20) * f / (frames - 1).max(1);
+        data.push(&[Circle { x, y: 22, r: 8, colour: 0 }, Circle { x: 32, y: 48, r: 8, colour: 1 }]);
+    }
+    let style = GridStyle { scale: 2, ..GridStyle::default() };
+    grid(&rows(model, &data, frames.max(1)), style).save_png(path)?;
+    Ok(())
+}
+
+/// Figure 3: t-SNE of the circle-holding element over one-circle images on a `side x side` grid, both colours.
+pub fn tsne_plots(model: &CirclesModel, side: usize, seed: u64, dir: &Path, name: &str) -> Result<()> {
+    const R: usize = 6;
+    let mut data = Circles::default();
+    let mut coords = Vec::new();
+    for colour in 0..2 {
+        for gy in 0..side {
+            for gx in 0..side {
+                let at = |g: usize| R + (SIZE - 2 * R - 1) * g / (side - 1).max(1);
+                data.push(&[Circle { x: at(gx), y: at(gy), r: R, colour }]);
+                coords.push((at(gx) as f64, at(gy) as f64));
+            }
+        }
+    }
+    // The set each image is decoded from, and which element holds the circle.
+    model.set_training(false);
+    let mut points: Vec<Vec<f32>> = Vec::new();
+    for chunk in (0..data.len()).collect::<Vec<_>>().chunks(64) {
+        let tape = Tape::new();
+        let scope = Scope::new(&tape);
+        let x = super::train::batch(&data, chunk);
+        let out = tape.no_grad(|| model.forward(&scope, tape.constant(x), false));
+        let (set, elements) = (out.set.value(), out.decoded.elements.value());
+        let n = set.shape()[1];
+        let (set, elements) = (set.as_slice().expect("contiguous"), elements.as_slice().expect("contiguous"));
+        for j in 0..chunk.len() {
+            let els = &elements[j * n * IMAGE_LEN..(j + 1) * n * IMAGE_LEN];
+            let holder = norms(els).iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(k, _)| k);
+            let at = (j * n + holder) * ELEMENT_DIM;
+            points.push(set[at..at + ELEMENT_DIM].to_vec());
+        }
+    }
+    model.set_training(true);
+    let embedding = tsne(&points, 30.0, 1000, seed);
+    let xy: Vec<(f64, f64)> = embedding.rows().into_iter().map(|r| (r[0], r[1])).collect();
+    for (axis, values) in
+        [("x", coords.iter().map(|c| c.0).collect::<Vec<_>>()), ("y", coords.iter().map(|c| c.1).collect())]
+    {
+        ScatterPlot::new(&format!("{name}: t-SNE of the circle's element, coloured by {axis}"), xy.clone())
+            .continuous(values, &format!("circle {axis}"))
+            .save(dir.join(format!("tsne-{axis}.png")))?;
+    }
+    Ok(())
+}
+
+/// Learning curves of every model: test error and % decomposed (1, 2 and 3 circles, and all) against steps.
+pub fn learning_curves(curves: &[(String, Vec<super::train::CurvePoint>)], dir: &Path) -> Result<()> {
+    use crate::report::plot::LineChart;
+    let mut error =
+        LineChart::new("Circles: test squared error per image").labels("training step", "squared error").log_y(true);
+    let mut decomposed = LineChart::new("Circles: % of test images decomposed").labels("training step", "% decomposed");
+    for (name, curve) in curves {
+        error.add_series(name, curve.iter().map(|p| (p.step as f64, p.test_error)));
+        decomposed.add_series(&format!("{name}, all"), curve.iter().map(|p| (p.step as f64, p.decomposed_all)));
+        for c in 1..=3 {
+            decomposed
+                .add_series(&format!("{name}, {c} circle(s)"), curve.iter().map(|p| (p.step as f64, p.decomposed[c])));
+        }
+    }
+    error.save(dir.join("curve-error.png"))?;
+    decomposed.save(dir.join("curve-decomposed.png"))?;
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! Run sizes. `paper` is the released code's setup; the others shrink it to fit this 2-core machine.
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+pub enum Profile {
+    /// Seconds: a complete run on tiny widths and data, for CI.
+    Smoke,
+    /// The default: a complete run of both models in about 15 minutes on 2 cores.
+    Quick,
+    /// The run whose numbers stand beside the paper's (about two hours for both models, resumable).
+    Standard,
+    /// The released code's widths and data sizes, for bigger machines.
+    Paper,
+}
+
+/// What a profile sets.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Settings {
+    pub train_images: usize,
+    pub test_images: usize,
+    pub batch: usize,
+    pub epochs: usize,
+    /// Encoder base width (paper 64).
+    pub encoder_width: usize,
+    /// Decoder input width (paper 1024).
+    pub decoder_width: usize,
+    /// H_agg hidden width (paper 512).
+    pub hagg_width: usize,
+    /// Inner steps r, and from which epoch r doubles (the released code: 10, then 20 from epoch 20).
+    pub inner_steps: usize,
+    pub double_steps_from_epoch: Option<usize>,
+    pub lr: f64,
+    /// Learning-curve evaluation every this many steps, on this many test images.
+    pub eval_every: usize,
+    pub eval_images: usize,
+    /// Figure 3's grid: one-circle images at `tsne_grid x tsne_grid` positions per colour.
+    pub tsne_grid: usize,
+}
+
+impl Profile {
+    pub fn settings(self) -> Settings {
+        match self {
+            Profile::Smoke => Settings {
+                train_images: 48,
+                test_images: 24,
+                batch: 8,
+                epochs: 1,
+                encoder_width: 8,
+                decoder_width: 16,
+                hagg_width: 16,
+                inner_steps: 2,
+                double_steps_from_epoch: None,
+                lr: 3e-4,
+                eval_every: 3,
+                eval_images: 16,
+                tsne_grid: 4,
+            },
+            Profile::Quick => Settings {
+                train_images: 4096,
+                test_images: 512,
+                batch: 32,
+                epochs: 1,
+                encoder_width: 16,
+                decoder_width: 64,
+                hagg_width: 128,
+                inner_steps: 5,
+                double_steps_from_epoch: None,
+                lr: 3e-4,
+                eval_every: 32,
+                eval_images: 128,
+                tsne_grid: 10,
+            },
+            Profile::Standard => Settings {
+                train_images: 16_000,
+                test_images: 1_000,
+                batch: 64,
+                epochs: 2,
+                encoder_width: 32,
+                decoder_width: 256,
+                hagg_width: 512,
+                inner_steps: 10,
+                double_steps_from_epoch: None,
+                lr: 3e-4,
+                eval_every: 50,
+                eval_images: 256,
+                tsne_grid: 12,
+            },
+            Profile::Paper => Settings {
+                train_images: 64_000,
+                test_images: 4_000,
+                batch: 64,
+                epochs: 100,
+                encoder_width: 64,
+                decoder_width: 1024,
+                hagg_width: 512,
+                inner_steps: 10,
+                double_steps_from_epoch: Some(20),
+                lr: 3e-4,
+                eval_every: 500,
+                eval_images: 512,
+                tsne_grid: 15,
+            },
+        }
+    }
+}
+
+impl Settings {
+    pub fn steps_per_epoch(&self) -> usize {
+        self.train_images / self.batch
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.steps_per_epoch() * self.epochs
+    }
+
+    /// r at `epoch`.
+    pub fn inner_steps_at(&self, epoch: usize) -> usize {
+        match self.double_steps_from_epoch {
+            Some(e) if epoch >= e => 2 * self.inner_steps,
+            _ => self.inner_steps,
+        }
+    }
+}

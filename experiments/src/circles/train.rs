@@ -1,0 +1,226 @@
+//! Training one Circles model: batches, Adam, a learning curve, checkpoints every epoch (and on Ctrl-C), and
+//! exact resumption (the data and every epoch's order are functions of the seed).
+
+use super::data::{Circles, IMAGE_LEN};
+use super::metrics::{objects_in, Decomposition};
+use super::model::{CirclesModel, ModelConfig};
+use super::profile::Settings;
+use crate::Result;
+use autograd::Tape;
+use indicatif::{ProgressBar, ProgressStyle};
+use models::{Adam, AdamConfig, Checkpoint, Module, Optimizer, Scope};
+use ndarray::ArrayD;
+use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Set by the Ctrl-C handler: the loop saves a checkpoint and stops.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// One model's run.
+pub struct RunSpec {
+    /// "baseline" or "srn" (or an ablation's name): also the run's folder name.
+    pub name: String,
+    pub settings: Settings,
+    pub model: ModelConfig,
+    pub seed: u64,
+    pub dir: PathBuf,
+}
+
+/// One point of the learning curve.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CurvePoint {
+    pub step: usize,
+    pub seconds: f64,
+    /// Mean training loss (squared error per image) since the previous point.
+    pub train_error: f64,
+    /// Squared error per image on the fixed evaluation subset.
+    pub test_error: f64,
+    /// % decomposed on the subset by number of circles 0..=10 (NaN where the subset has none).
+    pub decomposed: Vec<f64>,
+    /// % decomposed over all subset images.
+    pub decomposed_all: f64,
+    /// The SRN's inner loss (per image) at the first and last inner step of the last training batch.
+    pub inner_first: f64,
+    pub inner_last: f64,
+}
+
+/// How a run ended.
+pub struct Outcome {
+    pub model: CirclesModel,
+    pub curve: Vec<CurvePoint>,
+    pub steps: usize,
+    pub seconds: f64,
+    pub interrupted: bool,
+}
+
+const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// Images `indices` of `data` as a `[len, 3, 64, 64]` array.
+pub fn batch(data: &Circles, indices: &[usize]) -> ArrayD<f32> {
+    let mut v = Vec::with_capacity(indices.len() * IMAGE_LEN);
+    for &i in indices {
+        v.extend_from_slice(data.image(i));
+    }
+    ArrayD::from_shape_vec(vec![indices.len(), 3, 64, 64], v).expect("image batch")
+}
+
+/// The training order of `epoch`: a permutation drawn from the seed and the epoch alone.
+fn epoch_order(len: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..len).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(epoch as u64)));
+    order
+}
+
+/// What one evaluated image gave: its reconstruction, the decoded elements and the counts.
+pub struct Evaluated {
+    pub reconstruction: Vec<f32>,
+    pub elements: Vec<f32>,
+    pub objects: usize,
+}
+
+/// Evaluate `model` (eval mode, no outer graph) on `indices` of `data`; `keep` asks for every image's
+/// reconstruction and elements (for figures).
+pub fn evaluate(
+    model: &CirclesModel,
+    data: &Circles,
+    indices: &[usize],
+    batch_size: usize,
+    keep: bool,
+) -> (Decomposition, Vec<Evaluated>) {
+    model.set_training(false);
+    let mut stats = Decomposition::default();
+    let mut kept = Vec::new();
+    for chunk in indices.chunks(batch_size) {
+        let tape = Tape::new();
+        let scope = Scope::new(&tape);
+        let x = batch(data, chunk);
+        let out = tape.no_grad(|| model.forward(&scope, tape.constant(x.clone()), false));
+        let (image, elements) = (out.decoded.image.value(), out.decoded.elements.value());
+        let n = elements.shape()[1];
+        for (j, &i) in chunk.iter().enumerate() {
+            let rec = &image.as_slice().expect("contiguous")[j * IMAGE_LEN..(j + 1) * IMAGE_LEN];
+            let els = &elements.as_slice().expect("contiguous")[j * n * IMAGE_LEN..(j + 1) * n * IMAGE_LEN];
+            let err: f64 = rec.iter().zip(data.image(i)).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+            let objects = objects_in(els, IMAGE_LEN);
+            stats.add(data.circles[i].len(), objects, err);
+            if keep {
+                kept.push(Evaluated { reconstruction: rec.to_vec(), elements: els.to_vec(), objects });
+            }
+        }
+    }
+    model.set_training(true);
+    (stats, kept)
+}
+
+/// Train (or resume) the run described by `spec` on `train`, drawing the learning curve on `test`.
+pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> Result<Outcome> {
+    let s = &spec.settings;
+    let mut model = CirclesModel::new(&spec.model, &mut StdRng::seed_from_u64(spec.seed));
+    let adam_config = AdamConfig { lr: s.lr, ..AdamConfig::default() };
+    let mut adam = Adam::new(model.params(), adam_config);
+    let path = spec.dir.join(CHECKPOINT);
+    let (mut step, mut seconds, mut curve) = (0usize, 0.0f64, Vec::<CurvePoint>::new());
+    if resume && path.exists() {
+        let mut ck = Checkpoint::load(&path)?;
+        ck.load_module("model", &model)?;
+        ck.load_optimizer("adam", &mut adam)?;
+        step = ck.take_count("step")? as usize;
+        seconds = ck.meta("seconds").unwrap_or("0").parse()?;
+        curve = serde_json::from_str(ck.meta("curve").unwrap_or("[]"))?;
+        ck.finish()?;
+        eprintln!("{}: resumed from {} at step {step}", spec.name, path.display());
+    }
+    std::fs::create_dir_all(&spec.dir)?;
+    let save =
+        |model: &CirclesModel, adam: &Adam<f32>, step: usize, seconds: f64, curve: &[CurvePoint]| -> Result<()> {
+            let mut ck = Checkpoint::new();
+            ck.put_module("model", model);
+            ck.put_optimizer("adam", adam);
+            ck.put_count("step", step as u64);
+            ck.set_meta("seconds", &seconds.to_string());
+            ck.set_meta("curve", &serde_json::to_string(curve)?);
+            ck.set_meta("run", &spec.name);
+            ck.save(&path)?;
+            Ok(())
+        };
+
+    let total = s.total_steps();
+    let eval_subset: Vec<usize> = (0..s.eval_images.min(test.len())).collect();
+    let bar = ProgressBar::new(total as u64).with_position(step as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(spec.name.clone());
+    let (mut window_loss, mut window_steps) = (0.0f64, 0usize);
+    let mut inner = (f64::NAN, f64::NAN);
+    let mut interrupted = false;
+    let started = Instant::now();
+    let seconds_before = seconds;
+    while step < total {
+        let epoch = step / s.steps_per_epoch();
+        if let Some(srn) = &mut model.srn {
+            srn.config.steps = s.inner_steps_at(epoch);
+        }
+        let order = epoch_order(train.len(), spec.seed, epoch);
+        let within = step % s.steps_per_epoch();
+        let indices = &order[within * s.batch..(within + 1) * s.batch];
+        let tape = Tape::new();
+        let scope = Scope::new(&tape);
+        let x = tape.constant(batch(train, indices));
+        let out = model.forward(&scope, x, true);
+        let loss = (out.decoded.image - x).square().sum();
+        let grads = model.grads(&scope, &[loss]);
+        adam.step(&grads);
+        drop(scope);
+        step += 1;
+        let per_image = loss.item() as f64 / s.batch as f64;
+        window_loss += per_image;
+        window_steps += 1;
+        if let (Some(first), Some(last)) = (out.inner_losses.first(), out.inner_losses.last()) {
+            inner = (*first as f64 / s.batch as f64, *last as f64 / s.batch as f64);
+        }
+        bar.set_position(step as u64);
+        bar.set_message(format!("loss {per_image:.1}"));
+        let epoch_done = step % s.steps_per_epoch() == 0;
+        if step % s.eval_every == 0 || step == total {
+            let (stats, _) = evaluate(&model, test, &eval_subset, s.batch, false);
+            let point = CurvePoint {
+                step,
+                seconds: seconds_before + started.elapsed().as_secs_f64(),
+                train_error: window_loss / window_steps.max(1) as f64,
+                test_error: stats.error_per_image(),
+                decomposed: (0..stats.images.len()).map(|c| stats.rate(c).unwrap_or(f64::NAN)).collect(),
+                decomposed_all: 100.0 * stats.decomposed.iter().sum::<usize>() as f64
+                    / stats.total_images().max(1) as f64,
+                inner_first: inner.0,
+                inner_last: inner.1,
+            };
+            bar.suspend(|| {
+                eprintln!(
+                    "{} step {step}/{total}: train {:.1}, test {:.1} per image, decomposed 1/2/3 circles {:.0}/{:.0}/{:.0}%, inner {:.2} -> {:.2}, {:.0}s",
+                    spec.name, point.train_error, point.test_error, point.decomposed[1], point.decomposed[2], point.decomposed[3], point.inner_first, point.inner_last, point.seconds
+                )
+            });
+            curve.push(point);
+            window_loss = 0.0;
+            window_steps = 0;
+        }
+        interrupted = INTERRUPTED.load(Ordering::SeqCst);
+        if epoch_done || step == total || interrupted {
+            seconds = seconds_before + started.elapsed().as_secs_f64();
+            save(&model, &adam, step, seconds, &curve)?;
+        }
+        if interrupted {
+            bar.abandon_with_message(format!("interrupted: checkpoint saved at step {step}; rerun with --resume"));
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    seconds = seconds.max(seconds_before + started.elapsed().as_secs_f64());
+    Ok(Outcome { model, curve, steps: step, seconds, interrupted })
+}
