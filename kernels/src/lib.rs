@@ -4,6 +4,7 @@
 
 pub mod conv;
 pub mod gemm;
+pub mod sgemm;
 
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
