@@ -3,6 +3,7 @@
 //! implementation can replace a straightforward one without touching the engine.
 
 pub mod conv;
+pub mod elementwise;
 pub mod gemm;
 pub mod sgemm;
 
