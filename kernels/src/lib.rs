@@ -4,6 +4,7 @@
 
 pub mod conv;
 pub mod elementwise;
+pub mod fspool;
 pub mod gemm;
 pub mod sgemm;
 
