@@ -1,21 +1,35 @@
 //! sgemm at square sizes: `cargo bench --bench gemm`. Throughput is reported in elements (read as FLOP: each
-//! product does 2 n^3 of them).
+//! product does 2 n^3 of them). Also a strided product (a transposed operand) and a batched one, at 512.
+
+mod common;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use kernels::gemm::gemm;
-use ndarray::Array2;
+use kernels::gemm::{gemm, matmul};
 
 fn sgemm(c: &mut Criterion) {
     let mut group = c.benchmark_group("sgemm");
-    group.sample_size(20);
     for n in [256usize, 512, 1024] {
-        let a = Array2::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 13) as f32 / 13.0);
-        let b = Array2::from_shape_fn((n, n), |(i, j)| ((i * 5 + j * 11) % 17) as f32 / 17.0);
+        let a = common::uniform(&[n, n], 1.0, 1).into_dimensionality().unwrap();
+        let b = common::uniform(&[n, n], 1.0, 2).into_dimensionality().unwrap();
         group.throughput(Throughput::Elements(2 * (n * n * n) as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |bench, _| bench.iter(|| gemm(a.view(), b.view())));
     }
     group.finish();
+
+    let mut group = c.benchmark_group("sgemm_variants");
+    let n = 512;
+    let a: ndarray::Array2<f32> = common::uniform(&[n, n], 1.0, 1).into_dimensionality().unwrap();
+    let b: ndarray::Array2<f32> = common::uniform(&[n, n], 1.0, 2).into_dimensionality().unwrap();
+    group.throughput(Throughput::Elements(2 * (n * n * n) as u64));
+    group.bench_function("at_b_512", |bench| bench.iter(|| gemm(a.t(), b.view())));
+    group.bench_function("a_bt_512", |bench| bench.iter(|| gemm(a.view(), b.t())));
+    let (batch, m) = (64usize, 64usize);
+    let x = common::uniform(&[batch, m, m], 1.0, 3);
+    let y = common::uniform(&[batch, m, m], 1.0, 4);
+    group.throughput(Throughput::Elements(2 * (batch * m * m * m) as u64));
+    group.bench_function("batched_64x64x64x64", |bench| bench.iter(|| matmul(x.view(), y.view())));
+    group.finish();
 }
 
-criterion_group!(benches, sgemm);
+criterion_group! { name = benches; config = common::criterion(); targets = sgemm }
 criterion_main!(benches);

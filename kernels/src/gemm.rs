@@ -2,29 +2,54 @@
 //! core, with the output split into row (or column) blocks across rayon's threads when the product is large
 //! enough to pay for it. `matmul` multiplies the last two axes and treats leading axes as a batch.
 
+use crate::sgemm::{Mat, MatMut};
 use crate::Float;
 use ndarray::{linalg::general_mat_mul, s, Array2, Array3, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, IxDyn};
+use rayon::prelude::*;
+use std::any::TypeId;
 
 /// Products below this many multiply-adds run on the calling thread.
 const PARALLEL_MIN_FLOPS: usize = 1 << 18;
 
-/// `c = alpha * a b + beta * c`, splitting large products across threads.
-pub fn gemm_into<T: Float>(alpha: T, a: ArrayView2<T>, b: ArrayView2<T>, beta: T, c: ArrayViewMut2<T>) {
+/// `c = alpha * a b + beta * c` (with `beta == 0`, `c` is not read), split across threads when large.
+/// f32 products run on the AVX-512 kernel of [`crate::sgemm`] where the CPU has it, everything else on
+/// matrixmultiply.
+pub fn gemm_into<T: Float>(alpha: T, a: ArrayView2<T>, b: ArrayView2<T>, beta: T, mut c: ArrayViewMut2<T>) {
     let (m, k) = a.dim();
     let n = b.dim().1;
-    if m * n * k < PARALLEL_MIN_FLOPS || rayon::current_num_threads() == 1 || (m < 16 && n < 16) {
-        let mut c = c;
-        general_mat_mul(alpha, &a, &b, beta, &mut c);
+    assert!(b.dim().0 == k && c.dim() == (m, n), "gemm: shapes {:?} x {:?} into {:?}", a.dim(), b.dim(), c.dim());
+    let threads = rayon::current_num_threads();
+    let parts = if m * n * k < PARALLEL_MIN_FLOPS || threads == 1 { 1 } else { threads };
+    if parts == 1 {
+        gemm_serial(alpha, a, b, beta, c);
         return;
     }
+    // One block of rows (or columns) per thread, each a whole product with its own packing.
     if m >= n {
-        let (a0, a1) = a.split_at(Axis(0), m / 2);
-        let (c0, c1) = c.split_at(Axis(0), m / 2);
-        rayon::join(|| gemm_into(alpha, a0, b, beta, c0), || gemm_into(alpha, a1, b, beta, c1));
+        let step = m.div_ceil(parts);
+        let blocks: Vec<_> = c.axis_chunks_iter_mut(Axis(0), step).zip(a.axis_chunks_iter(Axis(0), step)).collect();
+        blocks.into_par_iter().for_each(|(ci, ai)| gemm_serial(alpha, ai, b, beta, ci));
     } else {
-        let (b0, b1) = b.split_at(Axis(1), n / 2);
-        let (c0, c1) = c.split_at(Axis(1), n / 2);
-        rayon::join(|| gemm_into(alpha, a, b0, beta, c0), || gemm_into(alpha, a, b1, beta, c1));
+        let step = n.div_ceil(parts);
+        let blocks: Vec<_> = c.axis_chunks_iter_mut(Axis(1), step).zip(b.axis_chunks_iter(Axis(1), step)).collect();
+        blocks.into_par_iter().for_each(|(ci, bi)| gemm_serial(alpha, a, bi, beta, ci));
+    }
+}
+
+/// `gemm_into` on the calling thread.
+pub fn gemm_serial<T: Float>(alpha: T, a: ArrayView2<T>, b: ArrayView2<T>, beta: T, mut c: ArrayViewMut2<T>) {
+    if TypeId::of::<T>() == TypeId::of::<f32>() && crate::sgemm::available() {
+        let (m, k) = a.dim();
+        let n = b.dim().1;
+        let mat = |v: &ArrayView2<T>| Mat { ptr: v.as_ptr() as *const f32, rs: v.strides()[0], cs: v.strides()[1] };
+        let out = MatMut { ptr: c.as_mut_ptr() as *mut f32, rs: c.strides()[0], cs: c.strides()[1] };
+        let (alpha, beta) = (alpha.to_f64() as f32, beta.to_f64() as f32);
+        // SAFETY: T is f32; the views address m x k, k x n and m x n elements; c is borrowed mutably, so it
+        // aliases neither a nor b; the CPU has AVX-512F.
+        unsafe { crate::sgemm::sgemm(m, n, k, alpha, mat(&a), mat(&b), beta, out) };
+    } else {
+        // With beta = 0, matrixmultiply does not read c either.
+        general_mat_mul(alpha, &a, &b, beta, &mut c);
     }
 }
 
@@ -55,18 +80,23 @@ pub fn matmul<T: Float>(a: ArrayViewD<T>, b: ArrayViewD<T>) -> ArrayD<T> {
     let b3 = as3(&b, k, n);
     let mut c = Array3::<T>::zeros((batch, m, n));
     let per_item = m * n * k;
-    let body = |i: usize, ci: ArrayViewMut2<T>| {
+    let body = |i: usize, ci: ArrayViewMut2<T>, serial: bool| {
         let ai = a3.slice(s![i % a3.dim().0, .., ..]);
         let bi = b3.slice(s![i % b3.dim().0, .., ..]);
-        gemm_into(T::one(), ai, bi, T::zero(), ci);
+        if serial {
+            gemm_serial(T::one(), ai, bi, T::zero(), ci);
+        } else {
+            gemm_into(T::one(), ai, bi, T::zero(), ci);
+        }
     };
-    if batch > 1 && per_item * batch >= PARALLEL_MIN_FLOPS && per_item < PARALLEL_MIN_FLOPS {
-        use rayon::prelude::*;
+    let threads = rayon::current_num_threads();
+    if batch >= threads && threads > 1 && per_item * batch >= PARALLEL_MIN_FLOPS {
+        // Whole products per task: no splitting inside an item.
         let chunks: Vec<_> = c.outer_iter_mut().enumerate().collect();
-        chunks.into_par_iter().for_each(|(i, ci)| body(i, ci));
+        chunks.into_par_iter().with_min_len(batch.div_ceil(4 * threads)).for_each(|(i, ci)| body(i, ci, true));
     } else {
         for (i, ci) in c.outer_iter_mut().enumerate() {
-            body(i, ci);
+            body(i, ci, false);
         }
     }
     c.into_shape_with_order(IxDyn(&out_shape)).expect("matmul output shape")

@@ -3,7 +3,10 @@
 //! implementation can replace a straightforward one without touching the engine.
 
 pub mod conv;
+pub mod elementwise;
+pub mod fspool;
 pub mod gemm;
+pub mod sgemm;
 
 use std::fmt::{Debug, Display};
 use std::iter::Sum;

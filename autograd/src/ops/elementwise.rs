@@ -5,8 +5,102 @@
 //! constant (`relu`, `abs`, `clamp`, `maximum`), whose own derivative is zero almost everywhere.
 
 use crate::{Op, Var};
+use kernels::elementwise as ew;
 use kernels::Float;
+use ndarray::{ArrayD, IxDyn};
+use std::borrow::Cow;
 use std::ops::{Add, Div, Mul, Neg, Sub};
+
+/// The elements of `x` in row-major order, borrowed when `x` is contiguous (every value the tape records is).
+pub(crate) fn contiguous<T: Float>(x: &ArrayD<T>) -> Cow<'_, [T]> {
+    match x.as_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(x.iter().copied().collect()),
+    }
+}
+
+/// `op` applied to every element, one specialised (vectorised where the maths allows) loop per op.
+fn unary_values<T: Float>(op: Unary<T>, x: &ArrayD<T>) -> ArrayD<T> {
+    let xs = contiguous(x);
+    let zero = T::zero();
+    let out = match op {
+        Unary::Neg => ew::map_new(&xs, |v| -v),
+        Unary::Exp => ew::map_new(&xs, |v| v.exp()),
+        Unary::Log => ew::map_new(&xs, |v| v.ln()),
+        Unary::Sqrt => ew::map_new(&xs, |v| v.sqrt()),
+        Unary::Abs => ew::map_new(&xs, |v| v.abs()),
+        Unary::Relu => ew::map_new(&xs, |v| if v > zero { v } else { zero }),
+        Unary::LeakyRelu(s) => ew::map_new(&xs, |v| if v > zero { v } else { v * s }),
+        Unary::Sigmoid => ew::map_new(&xs, sigmoid),
+        Unary::Tanh => ew::map_new(&xs, |v| v.tanh()),
+        Unary::Softplus => ew::map_new(&xs, |v| v.max(zero) + (-v.abs()).exp().ln_1p()),
+        Unary::Powf(p) => ew::map_new(&xs, |v| v.powf(p)),
+        Unary::Clamp(lo, hi) => ew::map_new(&xs, |v| v.max(lo).min(hi)),
+        Unary::AddScalar(c) => ew::map_new(&xs, |v| v + c),
+        Unary::MulScalar(c) => ew::map_new(&xs, |v| v * c),
+    };
+    ArrayD::from_shape_vec(x.raw_dim(), out).expect("same shape")
+}
+
+/// How a binary op's operands line up with its output, for the fast loops.
+enum Layout {
+    /// Both have the output's elements.
+    Same,
+    /// One operand has the output's elements; the other repeats one row of `inner` values (`col` false) or
+    /// one value per row of `inner` (`col` true).
+    Broadcast { inner: usize, col: bool },
+}
+
+/// The layout of an operand of shape `small` against the output `shape`, if one of the fast ones.
+fn layout(small: &[usize], shape: &[usize]) -> Option<Layout> {
+    if small == shape {
+        return Some(Layout::Same);
+    }
+    let n = shape.len();
+    let padded: Vec<usize> = std::iter::repeat_n(1, n - small.len()).chain(small.iter().copied()).collect();
+    let len: usize = small.iter().product();
+    let total: usize = shape.iter().product();
+    if len == total {
+        return Some(Layout::Same);
+    }
+    if len == 1 {
+        return Some(Layout::Broadcast { inner: total.max(1), col: true });
+    }
+    // A row: leading ones, then the output's trailing axes.
+    let k = padded.iter().position(|&d| d != 1).unwrap_or(n);
+    if padded[k..] == shape[k..] {
+        return Some(Layout::Broadcast { inner: len, col: false });
+    }
+    // A column: the output's leading axes, then ones.
+    let j = padded.iter().rposition(|&d| d != 1).map_or(0, |j| j + 1);
+    if padded[..j] == shape[..j] {
+        return Some(Layout::Broadcast { inner: total / len, col: true });
+    }
+    None
+}
+
+/// `f(a, b)` with NumPy broadcasting to `shape`: plain, row and column broadcasts run as flat loops, anything
+/// else through ndarray's general broadcasting.
+fn binary_values<T: Float, F: Fn(T, T) -> T + Sync>(a: &ArrayD<T>, b: &ArrayD<T>, shape: &[usize], f: F) -> ArrayD<T> {
+    let total: usize = shape.iter().product();
+    let (la, lb) = (layout(a.shape(), shape), layout(b.shape(), shape));
+    let mut out = vec![T::zero(); total];
+    match (la, lb) {
+        (Some(Layout::Same), Some(Layout::Same)) => ew::zip_map(&contiguous(a), &contiguous(b), &mut out, f),
+        (Some(Layout::Same), Some(Layout::Broadcast { inner, col })) if total > 0 => {
+            ew::broadcast_map(&contiguous(a), &contiguous(b), &mut out, inner, col, false, f)
+        }
+        (Some(Layout::Broadcast { inner, col }), Some(Layout::Same)) if total > 0 => {
+            ew::broadcast_map(&contiguous(b), &contiguous(a), &mut out, inner, col, true, f)
+        }
+        _ => {
+            let a = a.broadcast(shape).expect("checked broadcast");
+            let b = b.broadcast(shape).expect("checked broadcast");
+            return ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| f(x, y));
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(shape), out).expect("broadcast shape")
+}
 
 /// The shape two shapes broadcast to (NumPy rules), or a panic naming the op and both shapes.
 pub fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
@@ -66,32 +160,6 @@ impl<T: Float> Unary<T> {
             Unary::Clamp(..) => "clamp",
             Unary::AddScalar(_) => "add_scalar",
             Unary::MulScalar(_) => "mul_scalar",
-        }
-    }
-
-    fn apply(&self, x: T) -> T {
-        let zero = T::zero();
-        match *self {
-            Unary::Neg => -x,
-            Unary::Exp => x.exp(),
-            Unary::Log => x.ln(),
-            Unary::Sqrt => x.sqrt(),
-            Unary::Abs => x.abs(),
-            Unary::Relu => x.max(zero),
-            Unary::LeakyRelu(s) => {
-                if x > zero {
-                    x
-                } else {
-                    x * s
-                }
-            }
-            Unary::Sigmoid => sigmoid(x),
-            Unary::Tanh => x.tanh(),
-            Unary::Softplus => x.max(zero) + (-x.abs()).exp().ln_1p(),
-            Unary::Powf(p) => x.powf(p),
-            Unary::Clamp(lo, hi) => x.max(lo).min(hi),
-            Unary::AddScalar(c) => x + c,
-            Unary::MulScalar(c) => x * c,
         }
     }
 }
@@ -170,7 +238,8 @@ impl<T: Float> Op<T> for Binary {
 
 impl<'t, T: Float> Var<'t, T> {
     fn unary(self, op: Unary<T>) -> Var<'t, T> {
-        let v = self.value().mapv(|x| op.apply(x));
+        let x = self.value();
+        let v = unary_values(op, &x);
         self.tape().record(v, op, &[self])
     }
 
@@ -178,22 +247,22 @@ impl<'t, T: Float> Var<'t, T> {
         let (a, b) = (self.value(), other.value());
         let name = <Binary as Op<T>>::name(&op);
         let shape = broadcast_shape(name, a.shape(), b.shape());
-        let a = a.broadcast(shape.clone()).expect("checked broadcast");
-        let b = b.broadcast(shape).expect("checked broadcast");
         let v = match op {
-            Binary::Add => &a + &b,
-            Binary::Sub => &a - &b,
-            Binary::Mul => &a * &b,
-            Binary::Div => &a / &b,
-            Binary::Maximum => ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| x.max(y)),
-            Binary::Minimum => ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| x.min(y)),
+            Binary::Add => binary_values(&a, &b, &shape, |x, y| x + y),
+            Binary::Sub => binary_values(&a, &b, &shape, |x, y| x - y),
+            Binary::Mul => binary_values(&a, &b, &shape, |x, y| x * y),
+            Binary::Div => binary_values(&a, &b, &shape, |x, y| x / y),
+            Binary::Maximum => binary_values(&a, &b, &shape, |x, y| x.max(y)),
+            Binary::Minimum => binary_values(&a, &b, &shape, |x, y| x.min(y)),
         };
         self.tape().record(v, op, &[self, other])
     }
 
     /// A constant computed element-wise from this node's value (masks and signs for backward rules).
-    pub fn map_const(&self, f: impl Fn(T) -> T) -> Var<'t, T> {
-        self.constant(self.value().mapv(f))
+    pub fn map_const(&self, f: impl Fn(T) -> T + Sync) -> Var<'t, T> {
+        let x = self.value();
+        let v = ArrayD::from_shape_vec(x.raw_dim(), ew::map_new(&contiguous(&x), f)).expect("same shape");
+        self.constant(v)
     }
 
     pub fn exp(self) -> Var<'t, T> {

@@ -1,6 +1,9 @@
 //! Reductions over axes: sum, mean, max and logsumexp, with or without the reduced axes kept.
 
-use crate::{ops::elementwise::indicator, Op, Var};
+use crate::{
+    ops::elementwise::{contiguous, indicator},
+    Op, Var,
+};
 use kernels::Float;
 use ndarray::{ArrayD, Axis};
 
@@ -87,8 +90,10 @@ impl<T: Float> Op<T> for Max {
 impl<'t, T: Float> Var<'t, T> {
     /// Sum over `axes`; `keepdim` keeps them as size-1 axes.
     pub fn sum_axes(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
-        let axes = check_axes("sum", axes, &self.shape());
-        let v = reduce(&self.value(), &axes, keepdim, |a, ax| a.sum_axis(ax));
+        let x = self.value();
+        let axes = check_axes("sum", axes, x.shape());
+        let data = kernels::elementwise::sum_axes(&contiguous(&x), x.shape(), &axes);
+        let v = ArrayD::from_shape_vec(reduced_shape(x.shape(), &axes, keepdim), data).expect("reduced shape");
         self.tape().record(v, Sum { axes }, &[self])
     }
 

@@ -1,6 +1,6 @@
 //! Shape ops: reshape, permute, broadcast and its adjoint sum_to, concat/stack, narrow and its adjoint pad.
 
-use crate::{Op, Var};
+use crate::{ops::elementwise::contiguous, Op, Var};
 use kernels::Float;
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 
@@ -173,10 +173,13 @@ impl<'t, T: Float> Var<'t, T> {
         if x.shape() == shape {
             return self;
         }
-        let v = match x.broadcast(IxDyn(shape)) {
-            Some(b) => b.to_owned(),
-            None => panic!("broadcast_to: cannot broadcast shape {:?} to {shape:?}", x.shape()),
-        };
+        if x.broadcast(IxDyn(shape)).is_none() {
+            panic!("broadcast_to: cannot broadcast shape {:?} to {shape:?}", x.shape());
+        }
+        let padded: Vec<usize> =
+            std::iter::repeat_n(1, shape.len() - x.ndim()).chain(x.shape().iter().copied()).collect();
+        let data = kernels::elementwise::broadcast(&contiguous(&x), &padded, shape);
+        let v = ArrayD::from_shape_vec(IxDyn(shape), data).expect("broadcast shape");
         self.tape().record(v, BroadcastTo, &[self])
     }
 
@@ -192,14 +195,10 @@ impl<'t, T: Float> Var<'t, T> {
         let ok = lead.is_some_and(|lead| shape.iter().enumerate().all(|(i, &d)| d == from[lead + i] || d == 1));
         assert!(ok, "sum_to: shape {from:?} cannot be summed to {shape:?}");
         let lead = lead.unwrap();
-        let mut v = (*x).clone();
-        for axis in (0..from.len()).rev() {
-            if axis < lead {
-                v = v.sum_axis(Axis(axis));
-            } else if shape[axis - lead] == 1 && from[axis] != 1 {
-                v = v.sum_axis(Axis(axis)).insert_axis(Axis(axis));
-            }
-        }
+        let axes: Vec<usize> =
+            (0..from.len()).filter(|&a| a < lead || (shape[a - lead] == 1 && from[a] != 1)).collect();
+        let data = kernels::elementwise::sum_axes(&contiguous(&x), &from, &axes);
+        let v = ArrayD::from_shape_vec(IxDyn(shape), data).expect("sum_to shape");
         self.tape().record(v, SumTo, &[self])
     }
 

@@ -1,0 +1,93 @@
+"""Builds the side-by-side table from criterion's estimates, the peer's JSON lines and the FMA peak.
+
+Usage: python3 benches/peer/table.py CRITERION_DIR PEER_JSONL PEAK_TXT MACHINE_TXT
+Times are medians. ratio = Rust time / PyTorch time (below 1: Rust is faster).
+"""
+
+import json
+import os
+import re
+import sys
+
+# Row id -> (target ratio to PyTorch, FLOP per iteration or None).
+ROWS = {
+    "sgemm/256": (1.0, 2 * 256**3),
+    "sgemm/512": (1.0, 2 * 512**3),
+    "sgemm/1024": (1.0, 2 * 1024**3),
+    "sgemm_variants/at_b_512": (1.0, 2 * 512**3),
+    "sgemm_variants/a_bt_512": (1.0, 2 * 512**3),
+    "sgemm_variants/batched_64x64x64x64": (1.0, 2 * 64**4),
+    "circles/encoder_fwd_bwd_b64": (1.0, None),
+    "circles/decoder_quarter_fwd_bwd_1024": (1.0, None),
+    "circles/decoder_full_fwd_bwd_1024": (1.0, None),
+    "sets/fspool_fwd_bwd": (0.5, None),
+    "sets/srn_outer_step": (0.5, None),
+    "sets/lstm_bidir_fwd_bwd": (0.5, None),
+    "rn/sort_of_clevr_train_step_b64": (1.0, None),
+}
+
+
+def criterion_medians(root):
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        if os.path.basename(dirpath) == "new" and "estimates.json" in files and "benchmark.json" in files:
+            with open(os.path.join(dirpath, "benchmark.json")) as f:
+                full_id = json.load(f)["full_id"]
+            with open(os.path.join(dirpath, "estimates.json")) as f:
+                out[full_id] = json.load(f)["median"]["point_estimate"] * 1e-9
+    return out
+
+
+def fmt_time(s):
+    if s is None:
+        return "-"
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s * 1e6:.0f} µs"
+
+
+def main():
+    crit_dir, peer_path, peak_path, machine_path = sys.argv[1:5]
+    rust = criterion_medians(crit_dir)
+    peer, torch_info = {}, {}
+    with open(peer_path) as f:
+        for line in f:
+            rec = json.loads(line)
+            if "id" in rec:
+                peer[rec["id"]] = rec["median_s"]
+            else:
+                torch_info = rec
+    peak = None
+    with open(peak_path) as f:
+        for line in f:
+            m = re.search(r"avx512f 512-bit: (\d+) threads ([\d.]+) GFLOP/s", line)
+            if m:
+                peak = float(m.group(2))
+    with open(machine_path) as f:
+        print("".join("    " + line for line in f))
+    if torch_info:
+        print(f"    torch {torch_info.get('torch')}, {torch_info.get('threads')} threads")
+    if peak:
+        print(f"    measured f32 FMA peak (AVX-512, all cores): {peak:.1f} GFLOP/s")
+    print()
+    print("| row | Rust | PyTorch | ratio | target | met | GFLOP/s Rust | GFLOP/s PyTorch | % of peak (Rust) |")
+    print("|---|---:|---:|---:|---:|:-:|---:|---:|---:|")
+    for row, (target, flop) in ROWS.items():
+        r, p = rust.get(row), peer.get(row)
+        if r is None and p is None:
+            continue
+        ratio = r / p if r and p else None
+        met = "-" if ratio is None else ("yes" if ratio <= target else "no")
+        gr = f"{flop / r / 1e9:.1f}" if flop and r else ""
+        gp = f"{flop / p / 1e9:.1f}" if flop and p else ""
+        pct = f"{100 * flop / r / 1e9 / peak:.0f}%" if flop and r and peak else ""
+        if flop and r and peak and row.startswith("sgemm/"):
+            met = met if ratio is None else met + (" / yes" if flop / r / 1e9 >= 0.85 * peak else " / no")
+        ratio_s = f"{ratio:.2f}x" if ratio else "-"
+        print(f"| {row} | {fmt_time(r)} | {fmt_time(p)} | {ratio_s} | {target:.1f}x | {met} | {gr} | {gp} | {pct} |")
+
+
+if __name__ == "__main__":
+    main()
