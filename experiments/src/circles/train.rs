@@ -161,6 +161,7 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
     let mut interrupted = false;
     let started = Instant::now();
     let seconds_before = seconds;
+    let first_step = step;
     while step < total {
         let epoch = step / s.steps_per_epoch();
         if let Some(srn) = &mut model.srn {
@@ -186,6 +187,16 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
         }
         bar.set_position(step as u64);
         bar.set_message(format!("loss {per_image:.1}"));
+        if bar.is_hidden() && step % 10 == 0 {
+            // No terminal (a log file): a plain progress line instead of the bar.
+            let run = started.elapsed().as_secs_f64();
+            let per_step = run / (step - first_step) as f64;
+            eprintln!(
+                "{} step {step}/{total}: loss {per_image:.1} per image, {per_step:.2} s/step, ETA {:.0} s",
+                spec.name,
+                per_step * (total - step) as f64
+            );
+        }
         let epoch_done = step % s.steps_per_epoch() == 0;
         if step % s.eval_every == 0 || step == total {
             let (stats, _) = evaluate(&model, test, &eval_subset, s.batch, false);
