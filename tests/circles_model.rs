@@ -83,3 +83,30 @@ proptest! {
         prop_assert!(close(&decode(set), &decode(permuted), 1e-5));
     }
 }
+
+/// The responsibility problem, on a concrete pair of images: moving one circle (and nothing else) should, for
+/// a set whose elements are objects, change one element and leave the rest of the set as it was. The
+/// baseline's set generator reads every element off a fixed group of the final feature map, and each group
+/// sees the whole image, so moving the circle changes every element of S0: no element is "the circle's".
+#[test]
+fn baseline_set_generator_spreads_one_moved_object_over_every_element() {
+    use experiments::circles::data::{Circle, Circles};
+    let config = ModelConfig { encoder_width: 8, decoder_width: 8, hagg_width: 8, srn: None };
+    let model = CirclesModel::new(&config, &mut StdRng::seed_from_u64(5));
+    model.encoder.set_training(false);
+    let mut pair = Circles::default();
+    pair.push(&[Circle { x: 16, y: 32, r: 6, colour: 0 }]);
+    pair.push(&[Circle { x: 48, y: 32, r: 6, colour: 0 }]);
+    let tape = Tape::new();
+    let scope = Scope::new(&tape);
+    let images = experiments::circles::train::batch(&pair, &[0, 1]);
+    let (s0, _) = tape.no_grad(|| model.encoder.forward(&scope, tape.constant(images)));
+    let s0 = s0.value();
+    let changed = (0..SET_SIZE)
+        .filter(|&i| {
+            let (a, b) = (s0.slice(ndarray::s![0, i, ..]), s0.slice(ndarray::s![1, i, ..]));
+            a.iter().zip(b.iter()).any(|(x, y)| (x - y).abs() > 1e-4 * (1.0 + x.abs()))
+        })
+        .count();
+    assert_eq!(changed, SET_SIZE, "moving one circle changed only {changed} of the {SET_SIZE} elements");
+}
