@@ -113,7 +113,7 @@ pub fn tsne_plots(model: &CirclesModel, side: usize, seed: u64, dir: &Path, name
 }
 
 /// Learning curves of every model: test error and % decomposed (1, 2 and 3 circles, and all) against steps.
-pub fn learning_curves(curves: &[(String, Vec<super::train::CurvePoint>)], dir: &Path) -> Result<()> {
+pub fn learning_curves(curves: &[(String, Vec<super::train::CurvePoint>)], dir: &Path, suffix: &str) -> Result<()> {
     use crate::report::plot::LineChart;
     let mut error =
         LineChart::new("Circles: test squared error per image").labels("training step", "squared error").log_y(true);
@@ -126,7 +126,7 @@ pub fn learning_curves(curves: &[(String, Vec<super::train::CurvePoint>)], dir: 
                 .add_series(&format!("{name}, {c} circle(s)"), curve.iter().map(|p| (p.step as f64, p.decomposed[c])));
         }
     }
-    error.save(dir.join("curve-error.png"))?;
-    decomposed.save(dir.join("curve-decomposed.png"))?;
+    error.save(dir.join(format!("curve-error{suffix}.png")))?;
+    decomposed.save(dir.join(format!("curve-decomposed{suffix}.png")))?;
     Ok(())
 }

@@ -151,11 +151,17 @@ pub fn run(args: &Args) -> Result<()> {
             stats,
         });
     }
-    figures::learning_curves(&curves, &dir)?;
+    let suffix = match args.srn_name().as_str() {
+        "srn" => String::new(),
+        ablation => format!("-{ablation}"),
+    };
+    figures::learning_curves(&curves, &dir, &suffix)?;
     let report = table::Table1 { profile: args.profile, seed: args.seed, settings, models: results };
     println!("{}", report.markdown());
-    std::fs::write(dir.join("table1.md"), report.markdown())?;
-    std::fs::write(dir.join("table1.json"), serde_json::to_string_pretty(&report)?)?;
-    eprintln!("wrote {}/table1.md and table1.json", dir.display());
+    // An ablation's table is named after it, so that it sits beside the main one in the same folder.
+    let stem = format!("table1{suffix}");
+    std::fs::write(dir.join(format!("{stem}.md")), report.markdown())?;
+    std::fs::write(dir.join(format!("{stem}.json")), serde_json::to_string_pretty(&report)?)?;
+    eprintln!("wrote {}/{stem}.md and {stem}.json", dir.display());
     Ok(())
 }
