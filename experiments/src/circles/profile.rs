@@ -76,7 +76,7 @@ impl Profile {
                 train_images: 16_000,
                 test_images: 1_000,
                 batch: 64,
-                epochs: 4,
+                epochs: 3,
                 encoder_width: 32,
                 decoder_width: 256,
                 hagg_width: 512,

@@ -39,12 +39,25 @@ pub struct CurvePoint {
     /// Squared error per image on the fixed evaluation subset.
     pub test_error: f64,
     /// % decomposed on the subset by number of circles 0..=10 (NaN where the subset has none).
+    #[serde(deserialize_with = "nan_if_null_vec")]
     pub decomposed: Vec<f64>,
     /// % decomposed over all subset images.
     pub decomposed_all: f64,
-    /// The SRN's inner loss (per image) at the first and last inner step of the last training batch.
+    /// The SRN's inner loss (per image) at the first and last inner step of the last training batch (NaN for
+    /// the baseline).
+    #[serde(deserialize_with = "nan_if_null")]
     pub inner_first: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub inner_last: f64,
+}
+
+// JSON has no NaN: serde_json writes it as null, and these read null back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+fn nan_if_null_vec<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<f64>, D::Error> {
+    Ok(Vec::<Option<f64>>::deserialize(d)?.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
 /// How a run ended.
@@ -234,4 +247,37 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
     bar.finish_and_clear();
     seconds = seconds.max(seconds_before + started.elapsed().as_secs_f64());
     Ok(Outcome { model, curve, steps: step, seconds, interrupted })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_curve_with_nan_survives_the_checkpoint_round_trip() {
+        let p = CurvePoint {
+            step: 3,
+            seconds: 1.5,
+            train_error: 10.0,
+            test_error: 9.0,
+            decomposed: vec![100.0, f64::NAN, 50.0],
+            decomposed_all: 75.0,
+            inner_first: f64::NAN,
+            inner_last: f64::NAN,
+        };
+        let back: Vec<CurvePoint> = serde_json::from_str(&serde_json::to_string(&[p]).unwrap()).unwrap();
+        assert_eq!(back[0].decomposed[0], 100.0);
+        assert!(back[0].decomposed[1].is_nan() && back[0].inner_first.is_nan() && back[0].inner_last.is_nan());
+        assert_eq!(back[0].step, 3);
+    }
+
+    #[test]
+    fn epoch_orders_are_permutations_fixed_by_seed_and_epoch() {
+        let a = epoch_order(50, 1, 0);
+        assert_eq!(a, epoch_order(50, 1, 0));
+        assert_ne!(a, epoch_order(50, 1, 1));
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..50).collect::<Vec<_>>());
+    }
 }
