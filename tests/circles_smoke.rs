@@ -15,6 +15,8 @@ fn args(out: &Path, resume: bool) -> Args {
         learn_s0: false,
         alpha: None,
         inner_steps: None,
+        lr: None,
+        epochs: None,
     }
 }
 

@@ -49,12 +49,19 @@ pub struct Args {
     /// Ablation: the number of inner steps r (default: the profile's).
     #[arg(long)]
     pub inner_steps: Option<usize>,
+    /// Adam's learning rate for both models (default 3e-4, the released code's).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Number of epochs (default: the profile's). A finished run can be extended with more epochs and --resume.
+    #[arg(long)]
+    pub epochs: Option<usize>,
 }
 
 impl Args {
     fn out_dir(&self) -> PathBuf {
         self.out.clone().unwrap_or_else(|| {
-            PathBuf::from(format!("runs/circles-{:?}-seed{}", self.profile, self.seed).to_lowercase())
+            let lr = self.lr.map(|lr| format!("-lr{lr}")).unwrap_or_default();
+            PathBuf::from(format!("runs/circles-{:?}-seed{}{lr}", self.profile, self.seed).to_lowercase())
         })
     }
 
@@ -79,6 +86,12 @@ pub fn run(args: &Args) -> Result<()> {
     let mut settings = args.profile.settings();
     if let Some(r) = args.inner_steps {
         settings.inner_steps = r;
+    }
+    if let Some(lr) = args.lr {
+        settings.lr = lr;
+    }
+    if let Some(e) = args.epochs {
+        settings.epochs = e;
     }
     let dir = args.out_dir();
     std::fs::create_dir_all(&dir)?;
