@@ -105,7 +105,7 @@ pub fn tsne_plots(model: &CirclesModel, side: usize, seed: u64, dir: &Path, name
     for (axis, values) in
         [("x", coords.iter().map(|c| c.0).collect::<Vec<_>>()), ("y", coords.iter().map(|c| c.1).collect())]
     {
-        ScatterPlot::new(&format!("{name}: t-SNE of the circle's element, coloured by {axis}"), xy.clone())
+        ScatterPlot::new(&format!("{name}: t-SNE, circle {axis}"), xy.clone())
             .continuous(values, &format!("circle {axis}"))
             .save(dir.join(format!("tsne-{axis}.png")))?;
     }

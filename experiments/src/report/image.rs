@@ -235,6 +235,8 @@ pub fn save_png(path: impl AsRef<Path>, width: u32, height: u32, rgb: &[u8]) -> 
     let mut encoder = png::Encoder::new(BufWriter::new(file), width, height);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Best);
+    encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
     let mut writer = encoder.write_header().map_err(|e| name(e.into()))?;
     writer.write_image_data(rgb).map_err(|e| name(e.into()))?;
     writer.finish().map_err(|e| name(e.into()))
