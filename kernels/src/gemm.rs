@@ -63,21 +63,36 @@ pub fn gemm<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>) -> Array2<T> {
 /// Batched product over the last two axes: `a` is `[.., m, k]`, `b` is `[.., k, n]`, with equal leading
 /// axes, or one side 2-D and shared by every batch entry. Shapes are checked by the caller.
 pub fn matmul<T: Float>(a: ArrayViewD<T>, b: ArrayViewD<T>) -> ArrayD<T> {
-    let (m, k) = (a.shape()[a.ndim() - 2], a.shape()[a.ndim() - 1]);
-    let n = b.shape()[b.ndim() - 1];
+    matmul_t(a, false, b, false)
+}
+
+/// `op(a) op(b)` over the last two axes, where `op` swaps the last two axes of an operand whose flag is set
+/// (read through strides: no transposed copy is made). Batching as in [`matmul`].
+pub fn matmul_t<T: Float>(a: ArrayViewD<T>, ta: bool, b: ArrayViewD<T>, tb: bool) -> ArrayD<T> {
+    let last2 = |v: &ArrayViewD<T>, t: bool| {
+        let (r, c) = (v.shape()[v.ndim() - 2], v.shape()[v.ndim() - 1]);
+        if t {
+            (c, r)
+        } else {
+            (r, c)
+        }
+    };
+    let ((m, k), (_, n)) = (last2(&a, ta), last2(&b, tb));
     let lead = if a.ndim() >= b.ndim() { &a.shape()[..a.ndim() - 2] } else { &b.shape()[..b.ndim() - 2] };
     let mut out_shape = lead.to_vec();
     out_shape.extend([m, n]);
     let batch: usize = lead.iter().product();
-    if b.ndim() == 2 {
+    if b.ndim() == 2 && !ta && a.is_standard_layout() {
         // [.., m, k] x [k, n]: one product with the batch folded into the rows.
-        let a2 = a.as_standard_layout();
-        let a2 = a2.view().into_shape_with_order((batch * m, k)).expect("rows");
-        let b2 = b.into_dimensionality().expect("2-D");
+        let a2 = a.into_shape_with_order((batch * m, k)).expect("rows");
+        let mut b2: ArrayView2<T> = b.into_dimensionality().expect("2-D");
+        if tb {
+            b2.swap_axes(0, 1);
+        }
         return gemm(a2, b2).into_shape_with_order(IxDyn(&out_shape)).expect("matmul output shape");
     }
-    let a3 = as3(&a, m, k);
-    let b3 = as3(&b, k, n);
+    let a3 = op3(a.clone(), ta);
+    let b3 = op3(b.clone(), tb);
     let mut c = Array3::<T>::zeros((batch, m, n));
     let per_item = m * n * k;
     let body = |i: usize, ci: ArrayViewMut2<T>, serial: bool| {
@@ -100,6 +115,16 @@ pub fn matmul<T: Float>(a: ArrayViewD<T>, b: ArrayViewD<T>) -> ArrayD<T> {
         }
     }
     c.into_shape_with_order(IxDyn(&out_shape)).expect("matmul output shape")
+}
+
+/// `v` as `[batch, r, c]` (see `as3`), with the last two axes swapped when `t`.
+fn op3<T: Float>(v: ArrayViewD<'_, T>, t: bool) -> ndarray::CowArray<'_, T, ndarray::Ix3> {
+    let (r, c) = (v.shape()[v.ndim() - 2], v.shape()[v.ndim() - 1]);
+    let mut v3 = as3(&v, r, c);
+    if t {
+        v3.swap_axes(1, 2);
+    }
+    v3
 }
 
 /// `x` (`[.., r, c]`) as a `[batch, r, c]` view when contiguous, else a contiguous copy.
@@ -156,6 +181,36 @@ mod tests {
             let ab = a.index_axis(Axis(0), bi).into_dimensionality().unwrap().to_owned();
             let bb = bt.index_axis(Axis(0), bi).into_dimensionality().unwrap().to_owned();
             assert!(close(&got.index_axis(Axis(0), bi).to_owned(), &naive(&ab, &bb).into_dyn()));
+        }
+    }
+
+    #[test]
+    fn transposed_operands_match_explicit_transposes() {
+        let a = Array::from_shape_fn((3, 4, 5), |(b, i, j)| (b * 7 + i * 3 + j) as f64 / 10.0 - 1.0).into_dyn();
+        let b = Array::from_shape_fn((3, 5, 4), |(b, i, j)| ((b + i * j) % 5) as f64 - 2.0).into_dyn();
+        let w = filled(4, 5, 3).into_dyn();
+        let swap = |x: &ArrayD<f64>| {
+            let mut v = x.view();
+            let n = v.ndim();
+            v.swap_axes(n - 2, n - 1);
+            v.to_owned()
+        };
+        // a^T a-shaped pairs: each flag against the product of explicitly transposed copies.
+        let cases: Vec<(&ArrayD<f64>, bool, &ArrayD<f64>, bool)> = vec![
+            (&a, false, &b, false),
+            (&a, true, &a, false),
+            (&a, false, &a, true),
+            (&b, true, &a, true),
+            (&a, false, &w, true),
+            (&a, true, &w, false),
+            (&w, true, &a, false),
+            (&w, false, &a, true),
+        ];
+        for (i, (x, tx, y, ty)) in cases.into_iter().enumerate() {
+            let got = matmul_t(x.view(), tx, y.view(), ty);
+            let (xe, ye) = (if tx { swap(x) } else { x.clone() }, if ty { swap(y) } else { y.clone() });
+            let want = matmul(xe.view(), ye.view());
+            assert!(close(&got, &want), "case {i}");
         }
     }
 }

@@ -74,12 +74,21 @@ impl<T: Float> Op<T> for Conv2d {
     fn name(&self) -> &'static str {
         "conv2d"
     }
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        self.backward_needed(inputs, y, g, &[true, true])
+    }
+    fn backward_needed<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        _y: Var<'t, T>,
+        g: Var<'t, T>,
+        needed: &[bool],
+    ) -> Vec<Option<Var<'t, T>>> {
         let (x, w) = (inputs[0], inputs[1]);
         let (xs, ws) = (x.shape(), w.shape());
-        let dx = g.conv_transpose2d_sized(w, self.geom, [xs[2], xs[3]]);
-        let dw = x.conv2d_weight_grad(g, [ws[2], ws[3]], self.geom);
-        vec![Some(dx), Some(dw)]
+        let dx = needed[0].then(|| g.conv_transpose2d_sized(w, self.geom, [xs[2], xs[3]]));
+        let dw = needed[1].then(|| x.conv2d_weight_grad(g, [ws[2], ws[3]], self.geom));
+        vec![dx, dw]
     }
 }
 
@@ -91,12 +100,21 @@ impl<T: Float> Op<T> for ConvTranspose2d {
     fn name(&self) -> &'static str {
         "conv_transpose2d"
     }
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _x: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], x: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        self.backward_needed(inputs, x, g, &[true, true])
+    }
+    fn backward_needed<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        _x: Var<'t, T>,
+        g: Var<'t, T>,
+        needed: &[bool],
+    ) -> Vec<Option<Var<'t, T>>> {
         let (z, w) = (inputs[0], inputs[1]);
         let (zs, ws) = (z.shape(), w.shape());
-        let dz = g.conv2d_cut(w, self.geom, [zs[2], zs[3]]);
-        let dw = g.conv2d_weight_grad(z, [ws[2], ws[3]], self.geom);
-        vec![Some(dz), Some(dw)]
+        let dz = needed[0].then(|| g.conv2d_cut(w, self.geom, [zs[2], zs[3]]));
+        let dw = needed[1].then(|| g.conv2d_weight_grad(z, [ws[2], ws[3]], self.geom));
+        vec![dz, dw]
     }
 }
 
@@ -108,12 +126,21 @@ impl<T: Float> Op<T> for Conv2dWeightGrad {
     fn name(&self) -> &'static str {
         "conv2d_weight_grad"
     }
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _w: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], w: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        self.backward_needed(inputs, w, g, &[true, true])
+    }
+    fn backward_needed<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        _w: Var<'t, T>,
+        g: Var<'t, T>,
+        needed: &[bool],
+    ) -> Vec<Option<Var<'t, T>>> {
         let (x, z) = (inputs[0], inputs[1]);
         let (xs, zs) = (x.shape(), z.shape());
-        let dx = z.conv_transpose2d_sized(g, self.geom, [xs[2], xs[3]]);
-        let dz = x.conv2d_cut(g, self.geom, [zs[2], zs[3]]);
-        vec![Some(dx), Some(dz)]
+        let dx = needed[0].then(|| z.conv_transpose2d_sized(g, self.geom, [xs[2], xs[3]]));
+        let dz = needed[1].then(|| x.conv2d_cut(g, self.geom, [zs[2], zs[3]]));
+        vec![dx, dz]
     }
 }
 

@@ -214,13 +214,24 @@ impl<T: Float> Op<T> for Binary {
         }
     }
 
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        self.backward_needed(inputs, y, g, &[true, true])
+    }
+
+    fn backward_needed<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        _y: Var<'t, T>,
+        g: Var<'t, T>,
+        needed: &[bool],
+    ) -> Vec<Option<Var<'t, T>>> {
         let (a, b) = (inputs[0], inputs[1]);
+        let (na, nb) = (needed[0], needed[1]);
         let (da, db) = match self {
-            Binary::Add => (g, g),
-            Binary::Sub => (g, -g),
-            Binary::Mul => (g * b, g * a),
-            Binary::Div => (g / b, -(g * a) / (b * b)),
+            Binary::Add => (na.then_some(g), nb.then_some(g)),
+            Binary::Sub => (na.then_some(g), nb.then(|| -g)),
+            Binary::Mul => (na.then(|| g * b), nb.then(|| g * a)),
+            Binary::Div => (na.then(|| g / b), nb.then(|| -(g * a) / (b * b))),
             Binary::Maximum | Binary::Minimum => {
                 // Ties send the gradient to `a`.
                 let pick_a = matches!(self, Binary::Maximum);
@@ -229,10 +240,10 @@ impl<T: Float> Op<T> for Binary {
                     .and(&bv.broadcast(g.shape()).expect("broadcast"))
                     .map_collect(|&x, &y| indicator::<T>((x >= y) == pick_a || x == y));
                 let mask = g.constant(mask);
-                (g * mask, g * (-mask).add_scalar(T::one()))
+                (na.then(|| g * mask), nb.then(|| g * (-mask).add_scalar(T::one())))
             }
         };
-        vec![Some(da.sum_to(&a.shape())), Some(db.sum_to(&b.shape()))]
+        vec![da.map(|d| d.sum_to(&a.shape())), db.map(|d| d.sum_to(&b.shape()))]
     }
 }
 
