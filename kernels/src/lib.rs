@@ -2,6 +2,7 @@
 //! the autograd crate wraps each one as an op with its own backward. Keep entry points stable so a faster
 //! implementation can replace a straightforward one without touching the engine.
 
+pub mod alloc;
 pub mod conv;
 pub mod elementwise;
 pub mod fspool;
