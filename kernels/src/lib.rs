@@ -7,6 +7,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod fspool;
 pub mod gemm;
+pub mod lstm;
 pub mod sgemm;
 
 use std::fmt::{Debug, Display};

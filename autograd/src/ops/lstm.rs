@@ -2,6 +2,12 @@
 //! sequences. Both are compositions of differentiable ops (matmul, sigmoid, tanh, narrow, stack, concat), so
 //! they differentiate to any order.
 //!
+//! `lstm` runs each direction as one fused op (`kernels::lstm`): the input projection of all steps is one GEMM,
+//! each step one GEMM for the four gates plus one fused point-wise pass, and the backward pass through time is
+//! likewise fused, with `d w_hh` as one GEMM over all steps. When the backward pass is itself recorded
+//! (`create_graph`), the op's backward instead rebuilds the direction from differentiable ops
+//! (`direction_composite`) and takes its vector-Jacobian product on the tape, so higher orders still work.
+//!
 //! Conventions follow PyTorch's `nn.LSTM` with `batch_first = true`:
 //! - gate order `(i, f, g, o)` along the `4H` axis; weights `w_ih [4H, I]`, `w_hh [4H, H]`, biases `b_ih`,
 //!   `b_hh [4H]` (optional, as `bias = False`);
@@ -15,9 +21,10 @@
 //! step `lengths[b] - 1`, outputs at padded positions are zero, and padded inputs get zero gradient (their
 //! values must be finite: the mask multiplies by zero).
 
-use crate::{concat, ops::elementwise::indicator, stack, Var};
+use crate::{concat, ops::elementwise::contiguous, ops::elementwise::indicator, stack, Op, Var};
+use kernels::lstm::Seq;
 use kernels::Float;
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayD, Ix2, IxDyn};
 
 /// An LSTM state `(h, c)`: `[B, H]` each for a cell, `[D, B, H]` each for a sequence LSTM's `(h_n, c_n)`.
 pub type LstmState<'t, T = f32> = (Var<'t, T>, Var<'t, T>);
@@ -107,41 +114,99 @@ pub fn lstm_cell<'t, T: Float>(x: Var<'t, T>, (h, c): LstmState<'t, T>, w: &Lstm
     update(gates, c, hidden)
 }
 
-/// Run one direction over all steps. `xs[t]` is the input projection (with biases) `[B, 4H]` of step `t`;
-/// steps are visited last to first when `reverse`. Returns the per-step outputs in time order and the final state.
-fn run_direction<'t, T: Float>(
-    xs: &[Var<'t, T>],
-    w_hh_t: Var<'t, T>,
-    (mut h, mut c): LstmState<'t, T>,
-    lengths: &[usize],
-    reverse: bool,
-) -> (Vec<Var<'t, T>>, LstmState<'t, T>) {
-    let (batch, hidden) = (h.shape()[0], h.shape()[1]);
-    let steps = xs.len();
-    let mut outputs = vec![None; steps];
-    let order: Vec<usize> = if reverse { (0..steps).rev().collect() } else { (0..steps).collect() };
-    for t in order {
-        let valid: Vec<bool> = lengths.iter().map(|&len| t < len).collect();
-        if !valid.iter().any(|&v| v) {
-            // No sequence has step t: the state is unchanged and the output is zero.
-            outputs[t] = Some(h.constant(ArrayD::zeros(IxDyn(&[batch, hidden]))));
-            continue;
-        }
-        let (h_new, c_new) = update(xs[t] + h.matmul(w_hh_t), c, hidden);
-        if valid.iter().all(|&v| v) {
-            (h, c) = (h_new, c_new);
-            outputs[t] = Some(h_new);
-        } else {
-            let mask = h.constant(
-                ArrayD::from_shape_vec(IxDyn(&[batch, 1]), valid.iter().map(|&v| indicator(v)).collect())
-                    .expect("mask shape"),
-            );
-            h = h + (h_new - h) * mask;
-            c = c + (c_new - c) * mask;
-            outputs[t] = Some(h_new * mask);
-        }
+/// One direction as a fused op: `proj [B, T, 4H]`, `w_hh [4H, H]`, initial state `h0`, `c0 [B, H]` to the
+/// states after every step, `s [B, T, 2H]` (`h` then `c`; see `kernels::lstm`).
+fn direction<'t, T: Float>(proj: Var<'t, T>, w_hh: Var<'t, T>, h0: Var<'t, T>, c0: Var<'t, T>, seq: Seq) -> Var<'t, T> {
+    let (pv, wv, hv, cv) = (proj.value(), w_hh.value(), h0.value(), c0.value());
+    let w = wv.view().into_dimensionality::<Ix2>().expect("w_hh is 2-D");
+    let (s, acts) = kernels::lstm::forward(&seq, &contiguous(&pv), w, &contiguous(&hv), &contiguous(&cv));
+    let s = ArrayD::from_shape_vec(IxDyn(&[seq.batch, seq.steps, 2 * seq.hidden]), s).expect("s shape");
+    proj.tape().record(s, Direction { seq, acts }, &[proj, w_hh, h0, c0])
+}
+
+/// The fused direction op; `acts` are the gate activations of the forward pass.
+struct Direction<T: Float> {
+    seq: Seq,
+    acts: Vec<T>,
+}
+
+impl<T: Float> Op<T> for Direction<T> {
+    fn name(&self) -> &'static str {
+        "lstm"
     }
-    (outputs.into_iter().map(|o| o.expect("every step visited")).collect(), (h, c))
+
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], s: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        self.backward_needed(inputs, s, g, &[true; 4])
+    }
+
+    fn backward_needed<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        s: Var<'t, T>,
+        g: Var<'t, T>,
+        needed: &[bool],
+    ) -> Vec<Option<Var<'t, T>>> {
+        let tape = g.tape();
+        if tape.is_recording() {
+            // A differentiable backward: the vector-Jacobian product of the same direction built from ops.
+            let (proj, w_hh, h0, c0) = (inputs[0], inputs[1], inputs[2], inputs[3]);
+            let composite = direction_composite(proj, w_hh, h0, c0, &self.seq);
+            let wanted: Vec<Var<'t, T>> = (0..4).filter(|&i| needed[i]).map(|i| inputs[i]).collect();
+            let mut grads = tape.grad_with(&[composite], &[g], &wanted, true).into_iter();
+            return (0..4).map(|i| if needed[i] { grads.next() } else { None }).collect();
+        }
+        let vals: Vec<_> = inputs.iter().map(|v| v.value()).collect();
+        let w = vals[1].view().into_dimensionality::<Ix2>().expect("w_hh is 2-D");
+        let (sv, gv) = (s.value(), g.value());
+        let (dp, dw, dh, dc) = kernels::lstm::backward(
+            &self.seq,
+            &contiguous(&gv),
+            &contiguous(&sv),
+            &self.acts,
+            w,
+            &contiguous(&vals[2]),
+            &contiguous(&vals[3]),
+        );
+        let out = |i: usize, v: Vec<T>| {
+            needed[i].then(|| g.constant(ArrayD::from_shape_vec(vals[i].raw_dim(), v).expect("gradient shape")))
+        };
+        vec![out(0, dp), out(1, dw), out(2, dh), out(3, dc)]
+    }
+}
+
+/// The same map as `direction`, composed of differentiable ops (for backward passes that are recorded).
+fn direction_composite<'t, T: Float>(
+    proj: Var<'t, T>,
+    w_hh: Var<'t, T>,
+    h0: Var<'t, T>,
+    c0: Var<'t, T>,
+    seq: &Seq,
+) -> Var<'t, T> {
+    let (batch, hidden) = (seq.batch, seq.hidden);
+    let w_hh_t = w_hh.t();
+    let (mut h, mut c) = (h0, c0);
+    let mut states = vec![None; seq.steps];
+    let order: Vec<usize> = if seq.reverse { (0..seq.steps).rev().collect() } else { (0..seq.steps).collect() };
+    for t in order {
+        let valid: Vec<bool> = seq.lengths.iter().map(|&len| t < len).collect();
+        if valid.iter().any(|&v| v) {
+            let x_t = proj.narrow(1, t, 1).reshape(&[batch, 4 * hidden]);
+            let (h_new, c_new) = update(x_t + h.matmul(w_hh_t), c, hidden);
+            if valid.iter().all(|&v| v) {
+                (h, c) = (h_new, c_new);
+            } else {
+                let mask = h.constant(
+                    ArrayD::from_shape_vec(IxDyn(&[batch, 1]), valid.iter().map(|&v| indicator(v)).collect())
+                        .expect("mask shape"),
+                );
+                h = h + (h_new - h) * mask;
+                c = c + (c_new - c) * mask;
+            }
+        }
+        states[t] = Some(concat(&[h, c], 1));
+    }
+    let states: Vec<_> = states.into_iter().map(|s| s.expect("every step visited")).collect();
+    stack(&states, 1)
 }
 
 /// A single-layer LSTM over `x [B, T, I]` (batch first), bidirectional when `backward` weights are given.
@@ -197,15 +262,15 @@ pub fn lstm<'t, T: Float>(
     let flat = x.reshape(&[batch * steps, input]);
     let mut outputs = Vec::new();
     let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
+    let padded = lengths.iter().any(|&l| l < steps);
     for (d, w) in dirs.iter().enumerate() {
-        // The input projection of all steps at once, then one [B, 4H] slice per step.
+        // The input projection of all steps at once.
         let mut proj = flat.matmul(w.w_ih.t());
         if let Some(b) = w.bias() {
             proj = proj + b;
         }
         let proj = proj.reshape(&[batch, steps, 4 * hidden]);
-        let per_step: Vec<_> = (0..steps).map(|t| proj.narrow(1, t, 1).reshape(&[batch, 4 * hidden])).collect();
-        let state = match initial {
+        let (h0, c0) = match initial {
             Some((h0, c0)) => {
                 let pick = |s: Var<'t, T>| s.narrow(0, d, 1).reshape(&[batch, hidden]);
                 (pick(h0), pick(c0))
@@ -215,10 +280,17 @@ pub fn lstm<'t, T: Float>(
                 (zeros, zeros)
             }
         };
-        let (outs, (h, c)) = run_direction(&per_step, w.w_hh.t(), state, &lengths, d == 1);
-        outputs.push(stack(&outs, 1));
-        h_n.push(h);
-        c_n.push(c);
+        let seq = Seq { batch, steps, hidden, lengths: lengths.clone(), reverse: d == 1 };
+        let s = direction(proj, w.w_hh, h0, c0, seq);
+        let mut out = s.narrow(2, 0, hidden);
+        if padded {
+            let mask = ArrayD::from_shape_fn(IxDyn(&[batch, steps, 1]), |ix| indicator::<T>(ix[1] < lengths[ix[0]]));
+            out = out * x.constant(mask);
+        }
+        outputs.push(out);
+        let last = s.narrow(1, if d == 1 { 0 } else { steps - 1 }, 1).reshape(&[batch, 2 * hidden]);
+        h_n.push(last.narrow(1, 0, hidden));
+        c_n.push(last.narrow(1, hidden, hidden));
     }
     let out = if outputs.len() == 1 { outputs[0] } else { concat(&outputs, 2) };
     (out, (stack(&h_n, 0), stack(&c_n, 0)))
