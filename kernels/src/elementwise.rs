@@ -12,55 +12,9 @@ pub const PAR_MIN: usize = 1 << 16;
 /// Chunk length of a parallel map.
 const PAR_CHUNK: usize = 1 << 14;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Level {
-    Avx512,
-    Avx2,
-    Scalar,
-}
-
-fn level() -> Level {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            return Level::Avx512;
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            return Level::Avx2;
-        }
-    }
-    Level::Scalar
-}
-
-/// Defines `$name` (dispatching) over a body written once: `$name(args)` runs `$body` compiled for the best
-/// instruction set this CPU has.
-macro_rules! multiversion {
-    ($(#[$doc:meta])* fn $name:ident<$($g:ident: $b:path),*>($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
-        $(#[$doc])*
-        #[inline]
-        pub fn $name<$($g: $b),*>($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
-                unsafe fn v512<$($g: $b),*>($($arg: $ty),*) $(-> $ret)? $body
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn v256<$($g: $b),*>($($arg: $ty),*) $(-> $ret)? $body
-                match level() {
-                    // SAFETY: the CPU has the features each version was compiled for.
-                    Level::Avx512 => return unsafe { v512($($arg),*) },
-                    Level::Avx2 => return unsafe { v256($($arg),*) },
-                    Level::Scalar => {}
-                }
-            }
-            #[allow(unreachable_code)]
-            $body
-        }
-    };
-}
-
 multiversion! {
     /// `out[i] = f(x[i])` on one thread.
-    fn map_serial<T: Float, F: Fn(T) -> T>(x: &[T], out: &mut [T], f: &F) {
+    pub fn map_serial<T: Float, F: Fn(T) -> T>(x: &[T], out: &mut [T], f: &F) {
         for (o, &v) in out.iter_mut().zip(x) {
             *o = f(v);
         }
@@ -69,7 +23,7 @@ multiversion! {
 
 multiversion! {
     /// `out[i] = f(a[i], b[i])` on one thread.
-    fn zip_serial<T: Float, F: Fn(T, T) -> T>(a: &[T], b: &[T], out: &mut [T], f: &F) {
+    pub fn zip_serial<T: Float, F: Fn(T, T) -> T>(a: &[T], b: &[T], out: &mut [T], f: &F) {
         for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
             *o = f(x, y);
         }
@@ -78,7 +32,7 @@ multiversion! {
 
 multiversion! {
     /// `acc[i] += x[i]` on one thread.
-    fn add_assign_serial<T: Float>(acc: &mut [T], x: &[T]) {
+    pub fn add_assign_serial<T: Float>(acc: &mut [T], x: &[T]) {
         for (a, &v) in acc.iter_mut().zip(x) {
             *a += v;
         }
@@ -87,7 +41,7 @@ multiversion! {
 
 multiversion! {
     /// The sum of `x`, in 16 interleaved partial sums (so that it vectorises).
-    fn sum_serial<T: Float>(x: &[T]) -> T {
+    pub fn sum_serial<T: Float>(x: &[T]) -> T {
         let mut acc = [T::zero(); 16];
         let mut chunks = x.chunks_exact(16);
         for c in &mut chunks {

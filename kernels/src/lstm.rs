@@ -21,6 +21,15 @@ pub struct Seq {
     pub reverse: bool,
 }
 
+/// `c = a b + beta c`, on this thread when `serial`.
+fn product<T: Float>(serial: bool, a: ArrayView2<T>, b: ArrayView2<T>, beta: T, c: ArrayViewMut2<T>) {
+    if serial {
+        gemm_serial(T::one(), a, b, beta, c);
+    } else {
+        gemm_into(T::one(), a, b, beta, c);
+    }
+}
+
 impl Seq {
     /// The steps in processing order.
     fn order(&self) -> Vec<usize> {
@@ -32,47 +41,98 @@ impl Seq {
     }
 }
 
-fn sigmoid<T: Float>(x: T) -> T {
-    if x >= T::zero() {
-        T::one() / (T::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (T::one() + e)
+multiversion! {
+    /// One row of a step: gate pre-activations `pre [4H]` and the state `h`, `c [H]` (updated in place), saving
+    /// the activations in `act [4H]`.
+    fn cell_forward<T: Float>(pre: &[T], act: &mut [T], h: &mut [T], c: &mut [T]) {
+        let n = h.len();
+        let (pi, rest) = pre.split_at(n);
+        let (pf, rest) = rest.split_at(n);
+        let (pg, po) = rest.split_at(n);
+        let (ai, rest) = act.split_at_mut(n);
+        let (af, rest) = rest.split_at_mut(n);
+        let (ag, ao) = rest.split_at_mut(n);
+        for j in 0..n {
+            let (i, f, g, o) = (pi[j].sigmoid_v(), pf[j].sigmoid_v(), pg[j].tanh_v(), po[j].sigmoid_v());
+            let cj = f * c[j] + i * g;
+            c[j] = cj;
+            h[j] = o * cj.tanh_v();
+            ai[j] = i;
+            af[j] = f;
+            ag[j] = g;
+            ao[j] = o;
+        }
+    }
+}
+
+multiversion! {
+    /// One row of the backward pass through a step: from the activations `act [4H]`, the new cell state `c`,
+    /// the previous one `c_prev`, the output gradients `gh`, `gc` and the gradients arriving from the later
+    /// step, `dh_next` and `dc_next` (the latter replaced by the gradient of `c_prev`), the gate gradients `dg`.
+    fn cell_backward<T: Float>(
+        act: &[T],
+        c: &[T],
+        c_prev: &[T],
+        gh: &[T],
+        gc: &[T],
+        dh_next: &[T],
+        dc_next: &mut [T],
+        dg: &mut [T]
+    ) {
+        let n = c.len();
+        let one = T::one();
+        let (ai, rest) = act.split_at(n);
+        let (af, rest) = rest.split_at(n);
+        let (ag, ao) = rest.split_at(n);
+        let (di, rest) = dg.split_at_mut(n);
+        let (df, rest) = rest.split_at_mut(n);
+        let (dgg, dgo) = rest.split_at_mut(n);
+        for j in 0..n {
+            let (i, f, g, o) = (ai[j], af[j], ag[j], ao[j]);
+            let dh = gh[j] + dh_next[j];
+            let tc = c[j].tanh_v();
+            let dc = gc[j] + dc_next[j] + dh * o * (one - tc * tc);
+            di[j] = dc * g * i * (one - i);
+            df[j] = dc * c_prev[j] * f * (one - f);
+            dgg[j] = dc * i * (one - g * g);
+            dgo[j] = dh * tc * o * (one - o);
+            dc_next[j] = dc * f;
+        }
     }
 }
 
 /// The forward pass: returns `s [B, T, 2H]` and the gate activations `acts [T, B, 4H]` (`σ(i), σ(f), tanh(g),
 /// σ(o)`; zero for steps a sequence does not take), which the backward pass reuses.
-pub fn forward<T: Float>(d: &Seq, proj: &[T], w_hh: ArrayView2<T>, h0: &[T], c0: &[T]) -> (Vec<T>, Vec<T>) {
+///
+/// `serial` keeps each step's product on the calling thread (when the caller runs directions in parallel).
+pub fn forward<T: Float>(
+    d: &Seq,
+    proj: &[T],
+    w_hh: ArrayView2<T>,
+    h0: &[T],
+    c0: &[T],
+    serial: bool,
+) -> (Vec<T>, Vec<T>) {
     let (b, t_len, h) = (d.batch, d.steps, d.hidden);
     let (g4, s2) = (4 * h, 2 * h);
     let mut s = vec![T::zero(); b * t_len * s2];
     let mut acts = vec![T::zero(); t_len * b * g4];
     let (mut hs, mut cs) = (h0.to_vec(), c0.to_vec());
     let mut gates = vec![T::zero(); b * g4];
+    // w_hh^T once, contiguous, so that each step's product packs it with plain copies.
+    let w_t = w_hh.t().as_standard_layout().into_owned();
     for t in d.order() {
         for r in 0..b {
             gates[r * g4..][..g4].copy_from_slice(&proj[(r * t_len + t) * g4..][..g4]);
         }
         let hv = ArrayView2::from_shape((b, h), &hs).expect("h");
         let gv = ArrayViewMut2::from_shape((b, g4), &mut gates).expect("gates");
-        gemm_into(T::one(), hv, w_hh.t(), T::one(), gv);
+        product(serial, hv, w_t.view(), T::one(), gv);
         let a_t = &mut acts[t * b * g4..][..b * g4];
         for r in 0..b {
             if t < d.lengths[r] {
                 let (gr, ar) = (&gates[r * g4..][..g4], &mut a_t[r * g4..][..g4]);
-                let (hr, cr) = (&mut hs[r * h..][..h], &mut cs[r * h..][..h]);
-                for j in 0..h {
-                    let (i, f) = (sigmoid(gr[j]), sigmoid(gr[h + j]));
-                    let (g, o) = (gr[2 * h + j].tanh(), sigmoid(gr[3 * h + j]));
-                    let c = f * cr[j] + i * g;
-                    cr[j] = c;
-                    hr[j] = o * c.tanh();
-                    ar[j] = i;
-                    ar[h + j] = f;
-                    ar[2 * h + j] = g;
-                    ar[3 * h + j] = o;
-                }
+                cell_forward(gr, ar, &mut hs[r * h..][..h], &mut cs[r * h..][..h]);
             }
             let out = &mut s[(r * t_len + t) * s2..][..s2];
             out[..h].copy_from_slice(&hs[r * h..][..h]);
@@ -93,6 +153,7 @@ pub fn backward<T: Float>(
     w_hh: ArrayView2<T>,
     h0: &[T],
     c0: &[T],
+    serial: bool,
 ) -> (Vec<T>, Vec<T>, Vec<T>, Vec<T>) {
     let (b, t_len, h) = (d.batch, d.steps, d.hidden);
     let (g4, s2) = (4 * h, 2 * h);
@@ -130,23 +191,13 @@ pub fn backward<T: Float>(
             hp_t[r * h..][..h].copy_from_slice(hp);
             let c_t = &s[(r * t_len + t) * s2 + h..][..h];
             let (ar, dg) = (&a_t[r * g4..][..g4], &mut dg_t[r * g4..][..g4]);
-            for j in 0..h {
-                let (i, f, g, o) = (ar[j], ar[h + j], ar[2 * h + j], ar[3 * h + j]);
-                let dh = g_out[j] + dhn[j];
-                let tc = c_t[j].tanh();
-                let dc = g_out[h + j] + dcn[j] + dh * o * (T::one() - tc * tc);
-                dg[j] = dc * g * i * (T::one() - i);
-                dg[h + j] = dc * cp[j] * f * (T::one() - f);
-                dg[2 * h + j] = dc * i * (T::one() - g * g);
-                dg[3 * h + j] = dh * tc * o * (T::one() - o);
-                dcn[j] = dc * f;
-            }
+            cell_backward(ar, c_t, cp, &g_out[..h], &g_out[h..], dhn, dcn, dg);
             dproj[(r * t_len + t) * g4..][..g4].copy_from_slice(dg);
         }
         // dh_prev = dgates w_hh for the rows that took the step; carried rows keep dh_next as it is.
         let dgv = ArrayView2::from_shape((b, g4), &*dg_t).expect("dgates");
         let out = ArrayViewMut2::from_shape((b, h), &mut dh_prev).expect("dh");
-        gemm_serial(T::one(), dgv, w_hh, T::zero(), out);
+        product(serial, dgv, w_hh, T::zero(), out);
         for r in 0..b {
             if t < d.lengths[r] {
                 dh_next[r * h..][..h].copy_from_slice(&dh_prev[r * h..][..h]);
@@ -157,7 +208,7 @@ pub fn backward<T: Float>(
     let mut dw = vec![T::zero(); g4 * h];
     let dg = ArrayView2::from_shape((t_len * b, g4), &dgates_all).expect("dgates");
     let hp = ArrayView2::from_shape((t_len * b, h), &hprev_all).expect("h_prev");
-    gemm_into(T::one(), dg.t(), hp, T::zero(), ArrayViewMut2::from_shape((g4, h), &mut dw).expect("dw"));
+    product(serial, dg.t(), hp, T::zero(), ArrayViewMut2::from_shape((g4, h), &mut dw).expect("dw"));
     (dproj, dw, dh_next, dc_next)
 }
 
@@ -202,12 +253,12 @@ mod tests {
             let proj = data(b * t * 4 * h, 1);
             let w = Array2::from_shape_vec((4 * h, h), data(4 * h * h, 2)).unwrap();
             let (h0, c0) = (data(b * h, 3), data(b * h, 4));
-            let (s, acts) = forward(&d, &proj, w.view(), &h0, &c0);
+            let (s, acts) = forward(&d, &proj, w.view(), &h0, &c0, false);
             let want = naive(&d, &proj, &w, &h0, &c0);
             assert!(s.iter().zip(&want).all(|(a, e)| (a - e).abs() < 1e-12), "forward, reverse {reverse}");
             // Directional derivative of <gs, s> along random directions of every input.
             let gs = data(s.len(), 5);
-            let (dp, dw, dh0, dc0) = backward(&d, &gs, &s, &acts, w.view(), &h0, &c0);
+            let (dp, dw, dh0, dc0) = backward(&d, &gs, &s, &acts, w.view(), &h0, &c0, true);
             let (vp, vw, vh, vc) = (data(proj.len(), 6), data(w.len(), 7), data(h0.len(), 8), data(c0.len(), 9));
             let eps = 1e-6;
             let at = |e: f64| {

@@ -25,14 +25,14 @@ fn unary_values<T: Float>(op: Unary<T>, x: &ArrayD<T>) -> ArrayD<T> {
     let zero = T::zero();
     let out = match op {
         Unary::Neg => ew::map_new(&xs, |v| -v),
-        Unary::Exp => ew::map_new(&xs, |v| v.exp()),
+        Unary::Exp => ew::map_new(&xs, |v| v.exp_v()),
         Unary::Log => ew::map_new(&xs, |v| v.ln()),
         Unary::Sqrt => ew::map_new(&xs, |v| v.sqrt()),
         Unary::Abs => ew::map_new(&xs, |v| v.abs()),
         Unary::Relu => ew::map_new(&xs, |v| if v > zero { v } else { zero }),
         Unary::LeakyRelu(s) => ew::map_new(&xs, |v| if v > zero { v } else { v * s }),
-        Unary::Sigmoid => ew::map_new(&xs, sigmoid),
-        Unary::Tanh => ew::map_new(&xs, |v| v.tanh()),
+        Unary::Sigmoid => ew::map_new(&xs, |v| v.sigmoid_v()),
+        Unary::Tanh => ew::map_new(&xs, |v| v.tanh_v()),
         Unary::Softplus => ew::map_new(&xs, |v| v.max(zero) + (-v.abs()).exp().ln_1p()),
         Unary::Powf(p) => ew::map_new(&xs, |v| v.powf(p)),
         Unary::Clamp(lo, hi) => ew::map_new(&xs, |v| v.max(lo).min(hi)),
@@ -132,15 +132,6 @@ enum Unary<T> {
     Clamp(T, T),
     AddScalar(T),
     MulScalar(T),
-}
-
-fn sigmoid<T: Float>(x: T) -> T {
-    if x >= T::zero() {
-        T::one() / (T::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (T::one() + e)
-    }
 }
 
 impl<T: Float> Unary<T> {

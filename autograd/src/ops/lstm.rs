@@ -114,29 +114,47 @@ pub fn lstm_cell<'t, T: Float>(x: Var<'t, T>, (h, c): LstmState<'t, T>, w: &Lstm
     update(gates, c, hidden)
 }
 
-/// One direction as a fused op: `proj [B, T, 4H]`, `w_hh [4H, H]`, initial state `h0`, `c0 [B, H]` to the
-/// states after every step, `s [B, T, 2H]` (`h` then `c`; see `kernels::lstm`).
-fn direction<'t, T: Float>(proj: Var<'t, T>, w_hh: Var<'t, T>, h0: Var<'t, T>, c0: Var<'t, T>, seq: Seq) -> Var<'t, T> {
-    let (pv, wv, hv, cv) = (proj.value(), w_hh.value(), h0.value(), c0.value());
-    let w = wv.view().into_dimensionality::<Ix2>().expect("w_hh is 2-D");
-    let (s, acts) = kernels::lstm::forward(&seq, &contiguous(&pv), w, &contiguous(&hv), &contiguous(&cv));
-    let s = ArrayD::from_shape_vec(IxDyn(&[seq.batch, seq.steps, 2 * seq.hidden]), s).expect("s shape");
-    proj.tape().record(s, Direction { seq, acts }, &[proj, w_hh, h0, c0])
+/// Every direction as one fused op: for direction `d`, inputs `4d..4d+4` are `proj [B, T, 4H]`,
+/// `w_hh [4H, H]` and the initial state `h0`, `c0 [B, H]`; the output `[D, B, T, 2H]` holds the states after
+/// every step (`h` then `c`; see `kernels::lstm`). Two directions run on two threads, forward and backward.
+fn layer<'t, T: Float>(inputs: &[Var<'t, T>], seqs: Vec<Seq>) -> Var<'t, T> {
+    let rcs: Vec<_> = inputs.iter().map(|v| v.value()).collect();
+    let vals: Vec<&ArrayD<T>> = rcs.iter().map(|v| &**v).collect();
+    let run = |d: usize| {
+        let w = vals[4 * d + 1].view().into_dimensionality::<Ix2>().expect("w_hh is 2-D");
+        let (p, h0, c0) = (contiguous(&vals[4 * d]), contiguous(&vals[4 * d + 2]), contiguous(&vals[4 * d + 3]));
+        kernels::lstm::forward(&seqs[d], &p, w, &h0, &c0, seqs.len() > 1)
+    };
+    let results = if seqs.len() == 2 {
+        let (a, b) = rayon::join(|| run(0), || run(1));
+        vec![a, b]
+    } else {
+        (0..seqs.len()).map(run).collect()
+    };
+    let sq = &seqs[0];
+    let mut s = Vec::with_capacity(seqs.len() * sq.batch * sq.steps * 2 * sq.hidden);
+    let mut acts = Vec::new();
+    for (sd, ad) in results {
+        s.extend_from_slice(&sd);
+        acts.push(ad);
+    }
+    let s = ArrayD::from_shape_vec(IxDyn(&[seqs.len(), sq.batch, sq.steps, 2 * sq.hidden]), s).expect("s shape");
+    inputs[0].tape().record(s, Layer { seqs, acts }, inputs)
 }
 
-/// The fused direction op; `acts` are the gate activations of the forward pass.
-struct Direction<T: Float> {
-    seq: Seq,
-    acts: Vec<T>,
+/// The fused op; `acts` are the gate activations of the forward pass, per direction.
+struct Layer<T: Float> {
+    seqs: Vec<Seq>,
+    acts: Vec<Vec<T>>,
 }
 
-impl<T: Float> Op<T> for Direction<T> {
+impl<T: Float> Op<T> for Layer<T> {
     fn name(&self) -> &'static str {
         "lstm"
     }
 
     fn backward<'t>(&self, inputs: &[Var<'t, T>], s: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        self.backward_needed(inputs, s, g, &[true; 4])
+        self.backward_needed(inputs, s, g, &vec![true; inputs.len()])
     }
 
     fn backward_needed<'t>(
@@ -147,34 +165,59 @@ impl<T: Float> Op<T> for Direction<T> {
         needed: &[bool],
     ) -> Vec<Option<Var<'t, T>>> {
         let tape = g.tape();
+        let n = inputs.len();
         if tape.is_recording() {
-            // A differentiable backward: the vector-Jacobian product of the same direction built from ops.
-            let (proj, w_hh, h0, c0) = (inputs[0], inputs[1], inputs[2], inputs[3]);
-            let composite = direction_composite(proj, w_hh, h0, c0, &self.seq);
-            let wanted: Vec<Var<'t, T>> = (0..4).filter(|&i| needed[i]).map(|i| inputs[i]).collect();
+            // A differentiable backward: the vector-Jacobian product of the same map built from ops.
+            let states: Vec<_> = self
+                .seqs
+                .iter()
+                .enumerate()
+                .map(|(d, seq)| {
+                    let i = &inputs[4 * d..4 * d + 4];
+                    direction_composite(i[0], i[1], i[2], i[3], seq)
+                })
+                .collect();
+            let composite = stack(&states, 0);
+            let wanted: Vec<Var<'t, T>> = (0..n).filter(|&i| needed[i]).map(|i| inputs[i]).collect();
             let mut grads = tape.grad_with(&[composite], &[g], &wanted, true).into_iter();
-            return (0..4).map(|i| if needed[i] { grads.next() } else { None }).collect();
+            return (0..n).map(|i| if needed[i] { grads.next() } else { None }).collect();
         }
-        let vals: Vec<_> = inputs.iter().map(|v| v.value()).collect();
-        let w = vals[1].view().into_dimensionality::<Ix2>().expect("w_hh is 2-D");
+        let rcs: Vec<_> = inputs.iter().map(|v| v.value()).collect();
+        let vals: Vec<&ArrayD<T>> = rcs.iter().map(|v| &**v).collect();
         let (sv, gv) = (s.value(), g.value());
-        let (dp, dw, dh, dc) = kernels::lstm::backward(
-            &self.seq,
-            &contiguous(&gv),
-            &contiguous(&sv),
-            &self.acts,
-            w,
-            &contiguous(&vals[2]),
-            &contiguous(&vals[3]),
-        );
-        let out = |i: usize, v: Vec<T>| {
-            needed[i].then(|| g.constant(ArrayD::from_shape_vec(vals[i].raw_dim(), v).expect("gradient shape")))
+        let (ss, gs) = (contiguous(&sv), contiguous(&gv));
+        let per_dir = ss.len() / self.seqs.len();
+        let run = |d: usize| {
+            let w = vals[4 * d + 1].view().into_dimensionality::<Ix2>().expect("w_hh is 2-D");
+            kernels::lstm::backward(
+                &self.seqs[d],
+                &gs[d * per_dir..][..per_dir],
+                &ss[d * per_dir..][..per_dir],
+                &self.acts[d],
+                w,
+                &contiguous(&vals[4 * d + 2]),
+                &contiguous(&vals[4 * d + 3]),
+                self.seqs.len() > 1,
+            )
         };
-        vec![out(0, dp), out(1, dw), out(2, dh), out(3, dc)]
+        let results = if self.seqs.len() == 2 {
+            let (a, b) = rayon::join(|| run(0), || run(1));
+            vec![a, b]
+        } else {
+            (0..self.seqs.len()).map(run).collect()
+        };
+        let mut out = Vec::with_capacity(n);
+        for (d, (dp, dw, dh, dc)) in results.into_iter().enumerate() {
+            for (k, v) in [dp, dw, dh, dc].into_iter().enumerate() {
+                let i = 4 * d + k;
+                out.push(needed[i].then(|| g.constant(ArrayD::from_shape_vec(vals[i].raw_dim(), v).expect("shape"))));
+            }
+        }
+        out
     }
 }
 
-/// The same map as `direction`, composed of differentiable ops (for backward passes that are recorded).
+/// One direction of `layer`, composed of differentiable ops (for backward passes that are recorded).
 fn direction_composite<'t, T: Float>(
     proj: Var<'t, T>,
     w_hh: Var<'t, T>,
@@ -260,9 +303,8 @@ pub fn lstm<'t, T: Float>(
         );
     }
     let flat = x.reshape(&[batch * steps, input]);
-    let mut outputs = Vec::new();
-    let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
-    let padded = lengths.iter().any(|&l| l < steps);
+    let mut layer_inputs = Vec::new();
+    let mut seqs = Vec::new();
     for (d, w) in dirs.iter().enumerate() {
         // The input projection of all steps at once.
         let mut proj = flat.matmul(w.w_ih.t());
@@ -280,8 +322,15 @@ pub fn lstm<'t, T: Float>(
                 (zeros, zeros)
             }
         };
-        let seq = Seq { batch, steps, hidden, lengths: lengths.clone(), reverse: d == 1 };
-        let s = direction(proj, w.w_hh, h0, c0, seq);
+        layer_inputs.extend([proj, w.w_hh, h0, c0]);
+        seqs.push(Seq { batch, steps, hidden, lengths: lengths.clone(), reverse: d == 1 });
+    }
+    let all = layer(&layer_inputs, seqs);
+    let padded = lengths.iter().any(|&l| l < steps);
+    let mut outputs = Vec::new();
+    let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
+    for d in 0..dirs.len() {
+        let s = if dirs.len() == 1 { all.reshape(&[batch, steps, 2 * hidden]) } else { all.narrow(0, d, 1).squeeze(0) };
         let mut out = s.narrow(2, 0, hidden);
         if padded {
             let mask = ArrayD::from_shape_fn(IxDyn(&[batch, steps, 1]), |ix| indicator::<T>(ix[1] < lengths[ix[0]]));
