@@ -16,14 +16,17 @@
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
-/// Rows of the register tile.
+/// Rows of the register tile. A product with few rows (an LSTM step: 16) uses an 8-row tile instead, which
+/// wastes none of them (14 would pad 16 rows to 28).
 pub const MR: usize = 14;
+/// The short tile's rows.
+const MR_SHORT: usize = 8;
 /// Columns of the register tile (two 16-lane vectors).
 pub const NR: usize = 32;
 /// Depth of one packed slice: an `NR`-column panel of B (`KC * NR * 4` = 32 KiB) stays in L1.
 const KC: usize = 256;
-/// Rows of A packed at once (`MC * KC * 4` = 224 KiB, in L2).
-const MC: usize = MR * 16;
+/// Rows of A packed at once (`MC * KC * 4` = 224 KiB, in L2; a multiple of both tile heights).
+const MC: usize = 224;
 /// Columns of B packed at once (`KC * NC * 4` = 2 MiB, in L3).
 const NC: usize = NR * 64;
 
@@ -83,11 +86,24 @@ pub unsafe fn sgemm(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Mat, be
         scale(m, n, beta, c);
         return;
     }
+    // Padded rows cost as much as real ones: take the tile height that wastes fewer (14 rows are ~10% faster
+    // per row than 8 when neither wastes any).
+    let padded = |mr: usize| (m.div_ceil(mr) * mr) as f64;
+    if padded(MR_SHORT) * 1.1 < padded(MR) {
+        sgemm_tiles::<MR_SHORT>(m, n, k, alpha, a, b, beta, c);
+    } else {
+        sgemm_tiles::<MR>(m, n, k, alpha, a, b, beta, c);
+    }
+}
+
+/// `sgemm` with `R`-row register tiles.
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_tiles<const R: usize>(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
     BUFFERS.with(|bufs| {
         let mut bufs = bufs.borrow_mut();
         let (pa, pb) = &mut *bufs;
         let kc_max = KC.min(k);
-        pa.resize(MC.min(m).div_ceil(MR) * MR * kc_max + 16, 0.0);
+        pa.resize(MC.min(m).div_ceil(R) * R * kc_max + 16, 0.0);
         pb.resize(NC.min(n).div_ceil(NR) * NR * kc_max + 16, 0.0);
         let pa = align64(pa);
         let pb = align64(pb);
@@ -99,16 +115,16 @@ pub unsafe fn sgemm(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Mat, be
                 pack_b(kc, nc, b, p0, j0, pb);
                 for i0 in (0..m).step_by(MC) {
                     let mc = MC.min(m - i0);
-                    pack_a(mc, kc, a, i0, p0, pa);
+                    pack_a::<R>(mc, kc, a, i0, p0, pa);
                     for jr in (0..nc).step_by(NR) {
                         let nr = NR.min(nc - jr);
                         let bp = pb.as_ptr().add(jr * kc);
-                        for ir in (0..mc).step_by(MR) {
-                            let mr = MR.min(mc - ir);
+                        for ir in (0..mc).step_by(R) {
+                            let mr = R.min(mc - ir);
                             let ap = pa.as_ptr().add(ir * kc);
                             let cp = c.ptr.offset((i0 + ir) as isize * c.rs + (j0 + jr) as isize * c.cs);
                             let tile = MatMut { ptr: cp, rs: c.rs, cs: c.cs };
-                            kernel(kc, alpha, ap, bp, beta_here, tile, mr, nr);
+                            kernel::<R>(kc, alpha, ap, bp, beta_here, tile, mr, nr);
                         }
                     }
                 }
@@ -135,7 +151,7 @@ fn align64(v: &mut [f32]) -> &mut [f32] {
 
 /// Pack rows `i0..i0+mc`, columns `p0..p0+kc` of A into `MR`-row panels: panel `r` holds, for each k, the
 /// `MR` values of rows `r*MR..` (zero past `mc`).
-unsafe fn pack_a(mc: usize, kc: usize, a: Mat, i0: usize, p0: usize, dst: &mut [f32]) {
+unsafe fn pack_a<const MR: usize>(mc: usize, kc: usize, a: Mat, i0: usize, p0: usize, dst: &mut [f32]) {
     for (r, panel) in dst[..mc.div_ceil(MR) * MR * kc].chunks_exact_mut(MR * kc).enumerate() {
         let rows = MR.min(mc - r * MR);
         let base = a.ptr.offset((i0 + r * MR) as isize * a.rs + p0 as isize * a.cs);
@@ -189,14 +205,24 @@ unsafe fn pack_b(kc: usize, nc: usize, b: Mat, p0: usize, j0: usize, dst: &mut [
 
 /// One `MR x NR` tile: `C[..mr, ..nr] = alpha * A_panel B_panel + beta * C` (C not read when `beta == 0`).
 #[inline]
-unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: MatMut, mr: usize, nr: usize) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel<const MR: usize>(
+    kc: usize,
+    alpha: f32,
+    a: *const f32,
+    b: *const f32,
+    beta: f32,
+    c: MatMut,
+    mr: usize,
+    nr: usize,
+) {
     if mr == MR && nr == NR && c.cs == 1 {
-        kernel_avx512(kc, alpha, a, b, beta, c.ptr, c.rs);
+        kernel_avx512::<MR>(kc, alpha, a, b, beta, c.ptr, c.rs);
         return;
     }
     // Edge tile (or C with a non-unit column stride): compute into a local tile, then copy the valid part.
-    let mut tile = [0f32; MR * NR];
-    kernel_avx512(kc, 1.0, a, b, 0.0, tile.as_mut_ptr(), NR as isize);
+    let mut tile = [0f32; MR_MAX * NR];
+    kernel_avx512::<MR>(kc, 1.0, a, b, 0.0, tile.as_mut_ptr(), NR as isize);
     for i in 0..mr {
         for j in 0..nr {
             let p = c.ptr.offset(i as isize * c.rs + j as isize * c.cs);
@@ -206,8 +232,19 @@ unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32,
     }
 }
 
+/// The tallest tile.
+const MR_MAX: usize = MR;
+
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel_avx512(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, rsc: isize) {
+unsafe fn kernel_avx512<const MR: usize>(
+    kc: usize,
+    alpha: f32,
+    a: *const f32,
+    b: *const f32,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+) {
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     let (mut a, mut b) = (a, b);
     for _ in 0..kc {
