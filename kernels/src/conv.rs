@@ -82,34 +82,51 @@ impl Unfold {
     fn image_len(&self) -> usize {
         self.c * self.h * self.w
     }
-    /// Input row (or column) read by output index `o` at kernel offset `kk` along axis `a`, if inside.
-    fn source(&self, a: usize, o: usize, kk: usize) -> Option<usize> {
-        let extent = if a == 0 { self.h } else { self.w };
-        let i = (o * self.g.stride[a] + kk * self.g.dilation[a]).checked_sub(self.g.padding[a])?;
-        (i < extent).then_some(i)
-    }
     /// How many images to unfold at once.
     fn chunk(&self, batch: usize) -> usize {
         (COLS_BUDGET / (self.rows() * self.positions()).max(1)).clamp(1, batch.max(1))
     }
 
+    /// The output indices `lo..hi` along axis `a` whose input index at kernel offset `kk` is inside the image
+    /// (the rest read the zero padding).
+    fn valid(&self, a: usize, kk: usize) -> (usize, usize) {
+        let (n, o) = if a == 0 { (self.h, self.out[0]) } else { (self.w, self.out[1]) };
+        let (s, off, p) = (self.g.stride[a], kk * self.g.dilation[a], self.g.padding[a]);
+        // i = o*s + off - p must satisfy 0 <= i < n.
+        let lo = if p > off { (p - off).div_ceil(s) } else { 0 };
+        let hi = if n + p > off { (n + p - off).div_ceil(s) } else { 0 };
+        (lo.min(o), hi.min(o).max(lo.min(o)))
+    }
+
     /// Unfold `n` images (`xs`, `[n, c, h, w]` contiguous) into columns `[c*kh*kw, n*oh*ow]`: column
     /// `i*P + (oi*ow + oj)` holds image `i`'s receptive field of output `(oi, oj)`, zero on the padding.
-    /// Rows are filled in parallel.
+    /// Rows are filled in parallel; each output row is a copy (stride 1) or a strided gather over the valid
+    /// range, with only the padding written as zeros.
     fn im2col<T: Float>(&self, xs: &[T], n: usize) -> Array2<T> {
         let (p, kk) = (self.positions(), self.k[0] * self.k[1]);
+        let ow = self.out[1];
         let mut cols = Array2::<T>::zeros((self.rows(), n * p));
         let data = cols.as_slice_mut().expect("contiguous columns");
+        let (s0, s1) = (self.g.stride[0], self.g.stride[1]);
         data.par_chunks_mut((n * p).max(1)).enumerate().for_each(|(row, dst)| {
             let (ci, ki, kj) = (row / kk, row % kk / self.k[1], row % self.k[1]);
+            let ((oi_lo, oi_hi), (oj_lo, oj_hi)) = (self.valid(0, ki), self.valid(1, kj));
+            if oj_lo >= oj_hi {
+                return; // this kernel column only ever reads padding
+            }
+            let col_off = oj_lo * s1 + kj * self.g.dilation[1] - self.g.padding[1];
+            let len = oj_hi - oj_lo;
             for i in 0..n {
                 let plane = &xs[i * self.image_len() + ci * self.h * self.w..][..self.h * self.w];
-                for oi in 0..self.out[0] {
-                    let Some(ii) = self.source(0, oi, ki) else { continue };
-                    let dst_row = &mut dst[i * p + oi * self.out[1]..][..self.out[1]];
-                    for (oj, d) in dst_row.iter_mut().enumerate() {
-                        if let Some(jj) = self.source(1, oj, kj) {
-                            *d = plane[ii * self.w + jj];
+                for oi in oi_lo..oi_hi {
+                    let ii = oi * s0 + ki * self.g.dilation[0] - self.g.padding[0];
+                    let src = &plane[ii * self.w + col_off..];
+                    let d = &mut dst[i * p + oi * ow + oj_lo..][..len];
+                    if s1 == 1 {
+                        d.copy_from_slice(&src[..len]);
+                    } else {
+                        for (q, v) in d.iter_mut().enumerate() {
+                            *v = src[q * s1];
                         }
                     }
                 }
@@ -125,17 +142,32 @@ impl Unfold {
         let cols = cols.as_standard_layout();
         let cs = cols.as_slice().expect("contiguous columns");
         let width = n * p;
+        let ow = self.out[1];
+        let (s0, s1) = (self.g.stride[0], self.g.stride[1]);
         out.par_chunks_mut((self.h * self.w).max(1)).enumerate().for_each(|(plane_index, plane)| {
             let (i, ci) = (plane_index / self.c, plane_index % self.c);
             plane.fill(T::zero());
             for ki in 0..self.k[0] {
+                let (oi_lo, oi_hi) = self.valid(0, ki);
                 for kj in 0..self.k[1] {
+                    let (oj_lo, oj_hi) = self.valid(1, kj);
+                    if oj_lo >= oj_hi {
+                        continue;
+                    }
                     let row = &cs[(ci * kk + ki * self.k[1] + kj) * width + i * p..][..p];
-                    for oi in 0..self.out[0] {
-                        let Some(ii) = self.source(0, oi, ki) else { continue };
-                        for oj in 0..self.out[1] {
-                            if let Some(jj) = self.source(1, oj, kj) {
-                                plane[ii * self.w + jj] += row[oi * self.out[1] + oj];
+                    let col_off = oj_lo * s1 + kj * self.g.dilation[1] - self.g.padding[1];
+                    let len = oj_hi - oj_lo;
+                    for oi in oi_lo..oi_hi {
+                        let ii = oi * s0 + ki * self.g.dilation[0] - self.g.padding[0];
+                        let src = &row[oi * ow + oj_lo..][..len];
+                        let dst = &mut plane[ii * self.w + col_off..];
+                        if s1 == 1 {
+                            for (d, &v) in dst[..len].iter_mut().zip(src) {
+                                *d += v;
+                            }
+                        } else {
+                            for (q, &v) in src.iter().enumerate() {
+                                dst[q * s1] += v;
                             }
                         }
                     }
@@ -349,5 +381,70 @@ mod tests {
         let [_, _, kh, kw] = dims4(&w.view());
         let out = [g.conv_out(0, h, kh).unwrap(), g.conv_out(1, wd, kw).unwrap()];
         Unfold { c, h, w: wd, k: [kh, kw], out, g: *g }.chunk(b) < b
+    }
+
+    impl Unfold {
+        /// Input row (or column) read by output index `o` at kernel offset `kk` along axis `a`, if inside.
+        fn source(&self, a: usize, o: usize, kk: usize) -> Option<usize> {
+            let extent = if a == 0 { self.h } else { self.w };
+            let i = (o * self.g.stride[a] + kk * self.g.dilation[a]).checked_sub(self.g.padding[a])?;
+            (i < extent).then_some(i)
+        }
+    }
+
+    /// The straightforward unfolding: every column entry from `source`, zero where it is `None`.
+    fn reference_im2col(u: &Unfold, xs: &[f64], n: usize) -> Vec<f64> {
+        let (p, kk) = (u.positions(), u.k[0] * u.k[1]);
+        let mut out = vec![0.0; u.rows() * n * p];
+        for row in 0..u.rows() {
+            let (ci, ki, kj) = (row / kk, row % kk / u.k[1], row % u.k[1]);
+            for i in 0..n {
+                for oi in 0..u.out[0] {
+                    for oj in 0..u.out[1] {
+                        if let (Some(ii), Some(jj)) = (u.source(0, oi, ki), u.source(1, oj, kj)) {
+                            out[row * n * p + i * p + oi * u.out[1] + oj] =
+                                xs[i * u.image_len() + ci * u.h * u.w + ii * u.w + jj];
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn unfolding_and_folding_match_the_straightforward_loops_on_every_geometry() {
+        let geoms = [
+            ([3, 3], ConvGeom::new(1, 1, 1)),
+            ([4, 4], ConvGeom::new(2, 1, 1)),
+            ([4, 4], ConvGeom::new(4, 0, 1)),
+            ([4, 4], ConvGeom::new(4, 1, 1)),
+            ([3, 2], ConvGeom::per_axis([1, 3], [2, 0], [2, 1])),
+            ([5, 5], ConvGeom::new(1, 4, 1)), // padding beyond the kernel offsets: whole rows of padding
+            ([1, 1], ConvGeom::new(3, 0, 1)),
+            ([2, 3], ConvGeom::per_axis([2, 1], [1, 2], [3, 2])),
+        ];
+        for (case, (k, g)) in geoms.into_iter().enumerate() {
+            let (c, h, w, n) = (2, 7, 6, 3);
+            let out = match (g.conv_out(0, h, k[0]), g.conv_out(1, w, k[1])) {
+                (Some(a), Some(b)) => [a, b],
+                _ => continue,
+            };
+            for out in [out, [out[0].saturating_sub(1).max(1), out[1]]] {
+                let u = Unfold { c, h, w, k, out, g };
+                let xs: Vec<f64> = (0..n * c * h * w).map(|i| ((i * 37) % 23) as f64 - 11.0).collect();
+                let cols = u.im2col(&xs, n);
+                let want = reference_im2col(&u, &xs, n);
+                assert_eq!(cols.as_slice().unwrap(), &want[..], "im2col case {case} out {out:?}");
+                // col2im is the adjoint: <im2col(x), r> = <x, col2im(r)>.
+                let r: Vec<f64> = (0..want.len()).map(|i| ((i * 13) % 17) as f64 - 8.0).collect();
+                let rv = ArrayView2::from_shape(cols.dim(), &r).unwrap();
+                let mut folded = vec![f64::NAN; xs.len()];
+                u.col2im(rv, n, &mut folded);
+                let lhs: f64 = want.iter().zip(&r).map(|(a, b)| a * b).sum();
+                let rhs: f64 = xs.iter().zip(&folded).map(|(a, b)| a * b).sum();
+                assert!((lhs - rhs).abs() < 1e-9, "col2im case {case} out {out:?}: {lhs} vs {rhs}");
+            }
+        }
     }
 }
