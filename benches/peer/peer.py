@@ -151,6 +151,18 @@ def lstm_row():
     return step
 
 
+def small_ops_row():
+    v = [u(64, 16, 10, scale=s).requires_grad_() for s in (1.0, 0.5, 0.5, 0.02)]
+
+    def step():
+        y = v[0]
+        for _ in range(200):
+            y = y + (y * v[1] + v[2]).tanh() * v[3]
+        torch.autograd.grad(y.sum(), v)
+
+    return step
+
+
 class Rn(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -210,6 +222,7 @@ def rows():
     yield "sets/fspool_fwd_bwd", fspool_row
     yield "sets/srn_outer_step", srn_row
     yield "sets/lstm_bidir_fwd_bwd", lstm_row
+    yield "sets/small_ops_1000", small_ops_row
     yield "rn/sort_of_clevr_train_step_b64", rn_row
 
 

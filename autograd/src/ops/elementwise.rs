@@ -84,21 +84,20 @@ fn layout(small: &[usize], shape: &[usize]) -> Option<Layout> {
 fn binary_values<T: Float, F: Fn(T, T) -> T + Sync>(a: &ArrayD<T>, b: &ArrayD<T>, shape: &[usize], f: F) -> ArrayD<T> {
     let total: usize = shape.iter().product();
     let (la, lb) = (layout(a.shape(), shape), layout(b.shape(), shape));
-    let mut out = vec![T::zero(); total];
-    match (la, lb) {
-        (Some(Layout::Same), Some(Layout::Same)) => ew::zip_map(&contiguous(a), &contiguous(b), &mut out, f),
+    let out = match (la, lb) {
+        (Some(Layout::Same), Some(Layout::Same)) => ew::zip_new(&contiguous(a), &contiguous(b), f),
         (Some(Layout::Same), Some(Layout::Broadcast { inner, col })) if total > 0 => {
-            ew::broadcast_map(&contiguous(a), &contiguous(b), &mut out, inner, col, false, f)
+            ew::broadcast_new(&contiguous(a), &contiguous(b), inner, col, false, f)
         }
         (Some(Layout::Broadcast { inner, col }), Some(Layout::Same)) if total > 0 => {
-            ew::broadcast_map(&contiguous(b), &contiguous(a), &mut out, inner, col, true, f)
+            ew::broadcast_new(&contiguous(b), &contiguous(a), inner, col, true, f)
         }
         _ => {
             let a = a.broadcast(shape).expect("checked broadcast");
             let b = b.broadcast(shape).expect("checked broadcast");
             return ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| f(x, y));
         }
-    }
+    };
     ArrayD::from_shape_vec(IxDyn(shape), out).expect("broadcast shape")
 }
 
