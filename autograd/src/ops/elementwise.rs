@@ -161,6 +161,12 @@ impl<T: Float> Op<T> for Unary<T> {
 
     fn backward<'t>(&self, inputs: &[Var<'t, T>], y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let x = inputs[0];
+        if !g.tape().is_recording() {
+            // Not differentiated again: one fused loop instead of the two to four ops below.
+            if let Some(dx) = self.fused_backward(x, y, g) {
+                return vec![Some(dx)];
+            }
+        }
         let (zero, one) = (T::zero(), T::one());
         let dx = match *self {
             Unary::Neg => -g,
@@ -179,6 +185,30 @@ impl<T: Float> Op<T> for Unary<T> {
             Unary::MulScalar(c) => g * c,
         };
         vec![Some(dx)]
+    }
+}
+
+impl<T: Float> Unary<T> {
+    /// The backward rule as a single loop over the incoming gradient and `x` (or `y`), computing the same
+    /// expression as the composed rule in `backward`, for a backward pass that is not recorded. `None` where
+    /// the composed rule is a single op anyway.
+    fn fused_backward<'t>(&self, x: Var<'t, T>, y: Var<'t, T>, g: Var<'t, T>) -> Option<Var<'t, T>> {
+        let (zero, one, two) = (T::zero(), T::one(), T::of(2.0));
+        let (gv, xv, yv) = (g.value(), x.value(), y.value());
+        let (gs, xs, ys) = (contiguous(&gv), contiguous(&xv), contiguous(&yv));
+        let out = match *self {
+            Unary::Sqrt => ew::zip_new(&gs, &ys, |g, y| g / (y * two)),
+            Unary::Abs => ew::zip_new(&gs, &xs, |g, v| g * (indicator::<T>(v > zero) - indicator::<T>(v < zero))),
+            Unary::Relu => ew::zip_new(&gs, &xs, |g, v| g * if v > zero { one } else { zero }),
+            Unary::LeakyRelu(s) => ew::zip_new(&gs, &xs, |g, v| g * if v > zero { one } else { s }),
+            Unary::Sigmoid => ew::zip_new(&gs, &ys, |g, y| g * y * (-y + one)),
+            Unary::Tanh => ew::zip_new(&gs, &ys, |g, y| g * (-(y * y) + one)),
+            Unary::Softplus => ew::zip_new(&gs, &xs, |g, v| g * v.sigmoid_v()),
+            Unary::Powf(p) => ew::zip_new(&gs, &xs, |g, v| g * v.powf(p - one) * p),
+            Unary::Clamp(lo, hi) => ew::zip_new(&gs, &xs, |g, v| g * if v >= lo && v <= hi { one } else { zero }),
+            _ => return None,
+        };
+        Some(g.constant(ArrayD::from_shape_vec(gv.raw_dim(), out).expect("gradient shape")))
     }
 }
 
