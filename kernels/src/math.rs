@@ -9,10 +9,27 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 /// 1.5 * 2^23: adding it rounds to an integer (in round-to-nearest mode) and leaves it in the low mantissa bits.
 const ROUND: f32 = 12_582_912.0;
 
-/// `e^x`; saturates to 0 below -87.3 and to `f32::MAX`-order values above 88.7 (finite up to 88.72, `inf` past).
+/// Below this `e^x` is not a normal f32: the result is 0 (results in the subnormal range are flushed to zero).
+const EXP_MIN: f32 = -87.336_55;
+/// Above this `e^x` overflows: the result is infinity.
+const EXP_MAX: f32 = 88.722_83;
+
+/// `e^x`; 0 below -87.34 (where the result would be subnormal) and infinity above 88.72.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.336_55, 88.722_83);
+    let e = exp_in_range(x.clamp(EXP_MIN, EXP_MAX));
+    if x < EXP_MIN {
+        0.0
+    } else if x > EXP_MAX {
+        f32::INFINITY
+    } else {
+        e
+    }
+}
+
+/// `e^x` for `x` in `[EXP_MIN, EXP_MAX]`.
+#[inline(always)]
+fn exp_in_range(x: f32) -> f32 {
     let t = x * LOG2E + ROUND;
     let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
@@ -81,13 +98,14 @@ mod tests {
         assert!(worst[0] <= 2.0 && worst[1] <= 3.0 && worst[2] <= 3.0, "worst ulps exp, tanh, sigmoid: {worst:?}");
         // Limits and special values.
         assert_eq!(exp(0.0), 1.0);
-        assert_eq!(exp(-1000.0), 0.0_f32.max(exp(-87.336_55)));
-        assert!(exp(88.7).is_finite() && exp(1000.0) > 1e38);
+        assert_eq!(exp(-1000.0), 0.0);
+        assert_eq!(exp(-88.0), 0.0);
+        assert!(exp(88.7).is_finite() && exp(1000.0) == f32::INFINITY);
+        assert!(exp(f32::NAN).is_nan());
         assert_eq!(tanh(0.0), 0.0);
         assert_eq!(tanh(50.0), 1.0);
         assert_eq!(tanh(-50.0), -1.0);
-        assert_eq!(sigmoid(-200.0), 0.0_f32.max(sigmoid(-200.0)));
-        assert!(sigmoid(200.0) == 1.0 && sigmoid(-200.0) < 1e-37);
+        assert!(sigmoid(200.0) == 1.0 && sigmoid(-200.0) == 0.0);
         assert!(tanh(1e-30) == 1e-30);
     }
 }
