@@ -123,7 +123,10 @@ impl Unfold {
                     let src = &plane[ii * self.w + col_off..];
                     let d = &mut dst[i * p + oi * ow + oj_lo..][..len];
                     if s1 == 1 {
-                        d.copy_from_slice(&src[..len]);
+                        // An inlined loop: rows are often a few elements long, too short for a memcpy call.
+                        for (v, &x) in d.iter_mut().zip(&src[..len]) {
+                            *v = x;
+                        }
                     } else {
                         for (q, v) in d.iter_mut().enumerate() {
                             *v = src[q * s1];
@@ -322,6 +325,46 @@ pub fn conv2d_weight_grad<T: Float>(
     dw.into_shape_with_order((co, c, kernel[0], kernel[1])).expect("weight shape")
 }
 
+/// `conv2d(x, w)` and `conv2d_weight_grad(x, z)` (with `z` on the convolution's full output grid) from one
+/// unfolding of `x`: the backward pass of a transposed convolution needs both for the same incoming gradient.
+pub fn conv2d_and_weight_grad<T: Float>(
+    x: ArrayView4<T>,
+    w: ArrayView4<T>,
+    z: ArrayView4<T>,
+    g: &ConvGeom,
+) -> (Array4<T>, Array4<T>) {
+    let [b, c, h, wd] = dims4(&x);
+    let [co, _, kh, kw] = dims4(&w);
+    let out = [
+        g.conv_out(0, h, kh).expect("conv2d: input too small"),
+        g.conv_out(1, wd, kw).expect("conv2d: input too small"),
+    ];
+    let [zb, zc, zh, zw] = dims4(&z);
+    assert!(zb == b && zc == co && [zh, zw] == out, "conv2d_and_weight_grad: z of shape {:?}", z.shape());
+    let u = Unfold { c, h, w: wd, k: [kh, kw], out, g: *g };
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("contiguous input");
+    let z = z.as_standard_layout();
+    let zs = z.as_slice().expect("contiguous gradient");
+    let wm = w.as_standard_layout();
+    let wm = wm.view().into_shape_with_order((co, u.rows())).expect("weight matrix");
+    let p = u.positions();
+    let mut y = Array4::<T>::zeros((b, co, out[0], out[1]));
+    let ys = y.as_slice_mut().expect("contiguous output");
+    let mut dw = Array2::<T>::zeros((co, u.rows()));
+    let chunk = u.chunk(b);
+    for start in (0..b).step_by(chunk) {
+        let n = chunk.min(b - start);
+        let cols = u.im2col(&xs[start * u.image_len()..(start + n) * u.image_len()], n);
+        let mut prod = Array2::<T>::zeros((co, n * p));
+        gemm_into(T::one(), wm, cols.view(), T::zero(), prod.view_mut());
+        batch_major(&prod, n, co, p, &mut ys[start * co * p..(start + n) * co * p]);
+        let zcm = channel_major(&zs[start * co * p..(start + n) * co * p], n, co, p);
+        gemm_into(T::one(), zcm.view(), cols.t(), T::one(), dw.view_mut());
+    }
+    (y, dw.into_shape_with_order((co, c, kh, kw)).expect("weight shape"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,6 +417,9 @@ mod tests {
         assert!((dot(&y, &r) - dot(&x, &xt)).abs() < 1e-9);
         let dw = conv2d_weight_grad(x.view(), r.view(), [3, 3], &g);
         assert!((dot(&y, &r) - dot(&w, &dw)).abs() < 1e-9);
+        let (y2, dw2) = conv2d_and_weight_grad(x.view(), w.view(), r.view(), &g);
+        assert!(y2.iter().zip(&y).all(|(a, b)| (a - b).abs() < 1e-12));
+        assert!(dw2.iter().zip(&dw).all(|(a, b)| (a - b).abs() < 1e-12));
     }
 
     fn u_chunk_is_split(x: &Array4<f64>, w: &Array4<f64>, g: &ConvGeom) -> bool {

@@ -112,6 +112,16 @@ impl<T: Float> Op<T> for ConvTranspose2d {
     ) -> Vec<Option<Var<'t, T>>> {
         let (z, w) = (inputs[0], inputs[1]);
         let (zs, ws) = (z.shape(), w.shape());
+        let grid = conv_grid("conv_transpose2d", &self.geom, &g.shape(), &ws);
+        if needed[0] && needed[1] && grid == [zs[2], zs[3]] {
+            // Both from one unfolding of g.
+            let (gv, wv, zv) = (g.value(), w.value(), z.value());
+            let (dz, dw) = k::conv2d_and_weight_grad(view4(&gv), view4(&wv), view4(&zv), &self.geom);
+            let tape = g.tape();
+            let dz = tape.record(dz.into_dyn(), Conv2d { geom: self.geom }, &[g, w]);
+            let dw = tape.record(dw.into_dyn(), Conv2dWeightGrad { geom: self.geom }, &[g, z]);
+            return vec![Some(dz), Some(dw)];
+        }
         let dz = needed[0].then(|| g.conv2d_cut(w, self.geom, [zs[2], zs[3]]));
         let dw = needed[1].then(|| g.conv2d_weight_grad(z, [ws[2], ws[3]], self.geom));
         vec![dz, dw]
