@@ -75,7 +75,7 @@ multiversion! {
         let mut w = 8;
         while w > 0 {
             for i in 0..w {
-                acc[i] = acc[i] + acc[i + w];
+                acc[i] += acc[i + w];
             }
             w /= 2;
         }
@@ -162,7 +162,11 @@ fn broadcast_into<T: Float, F: Fn(T, T) -> T + Sync>(
     b_first: bool,
     f: F,
 ) {
-    assert!(inner > 0 && a.len() == out.len() && a.len() % inner == 0, "broadcast_map: lengths {} {inner}", a.len());
+    assert!(
+        inner > 0 && a.len() == out.len() && a.len().is_multiple_of(inner),
+        "broadcast_map: lengths {} {inner}",
+        a.len()
+    );
     let rows_per_task = (PAR_MIN / inner).max(1);
     let body = |(r0, (o, x)): (usize, (&mut [MaybeUninit<T>], &[T]))| {
         for (r, (o, x)) in o.chunks_mut(inner).zip(x.chunks(inner)).enumerate() {

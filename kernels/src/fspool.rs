@@ -24,7 +24,7 @@ fn par_rows(rows: usize) -> bool {
 /// `sizes(r)` elements of row `r` (ties keep the element order); positions `j >= sizes(r)` hold `j`.
 /// Panics on a NaN among the sorted elements.
 pub fn sort_desc<T: Float>(x: &[T], n: usize, size_of: impl Fn(usize) -> usize + Sync) -> Vec<usize> {
-    assert!(n > 0 && x.len() % n == 0, "sort_desc: {} values in rows of {n}", x.len());
+    assert!(n > 0 && x.len().is_multiple_of(n), "sort_desc: {} values in rows of {n}", x.len());
     let mut perm = vec![0usize; x.len()];
     let rank_row = |(r, (row, out)): (usize, (&[T], &mut [usize]))| {
         let m = size_of(r);
@@ -150,7 +150,7 @@ mod tests {
         for (n, modulus) in [(16, 7), (25, 101), (1, 3), (70, 13), (5, 2)] {
             let rows = 3000;
             let x = data(rows * n, modulus);
-            let size_of = |r: usize| if r % 3 == 0 { n } else { r % (n + 1) };
+            let size_of = |r: usize| if r.is_multiple_of(3) { n } else { r % (n + 1) };
             let perm = sort_desc(&x, n, size_of);
             for r in 0..rows {
                 let row = &x[r * n..][..n];

@@ -29,12 +29,15 @@ macro_rules! multiversion {
     ($(#[$doc:meta])* $vis:vis fn $name:ident<$($g:ident: $b:path),*>($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
         $(#[$doc])*
         #[inline]
+        #[allow(clippy::too_many_arguments)]
         $vis fn $name<$($g: $b),*>($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
                 unsafe fn v512<$($g: $b),*>($($arg: $ty),*) $(-> $ret)? $body
                 #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
                 unsafe fn v256<$($g: $b),*>($($arg: $ty),*) $(-> $ret)? $body
                 match $crate::level() {
                     // SAFETY: the CPU has the features each version was compiled for.

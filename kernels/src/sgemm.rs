@@ -73,6 +73,7 @@ thread_local! {
 /// # Safety
 /// The operands must address `m x k`, `k x n` and `m x n` valid elements; `c` must not alias `a` or `b`;
 /// `available()` must be true.
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn sgemm(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
     if m == 0 || n == 0 {
         return;

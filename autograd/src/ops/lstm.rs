@@ -122,7 +122,7 @@ fn layer<'t, T: Float>(inputs: &[Var<'t, T>], seqs: Vec<Seq>) -> Var<'t, T> {
     let vals: Vec<&ArrayD<T>> = rcs.iter().map(|v| &**v).collect();
     let run = |d: usize| {
         let w = vals[4 * d + 1].view().into_dimensionality::<Ix2>().expect("w_hh is 2-D");
-        let (p, h0, c0) = (contiguous(&vals[4 * d]), contiguous(&vals[4 * d + 2]), contiguous(&vals[4 * d + 3]));
+        let (p, h0, c0) = (contiguous(vals[4 * d]), contiguous(vals[4 * d + 2]), contiguous(vals[4 * d + 3]));
         kernels::lstm::forward(&seqs[d], &p, w, &h0, &c0, seqs.len() > 1)
     };
     let results = if seqs.len() == 2 {
@@ -195,8 +195,8 @@ impl<T: Float> Op<T> for Layer<T> {
                 &ss[d * per_dir..][..per_dir],
                 &self.acts[d],
                 w,
-                &contiguous(&vals[4 * d + 2]),
-                &contiguous(&vals[4 * d + 3]),
+                &contiguous(vals[4 * d + 2]),
+                &contiguous(vals[4 * d + 3]),
                 self.seqs.len() > 1,
             )
         };
