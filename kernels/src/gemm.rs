@@ -55,6 +55,42 @@ pub fn gemm_serial<T: Float>(alpha: T, a: ArrayView2<T>, b: ArrayView2<T>, beta:
     }
 }
 
+/// A right-hand operand prepared once for many products on the calling thread (packed for the AVX-512 kernel,
+/// or kept as a plain copy elsewhere).
+pub struct PackedRhs<T: Float> {
+    packed: Option<crate::sgemm::PackedB>,
+    plain: Array2<T>,
+}
+
+/// Prepare `b` for [`gemm_packed`].
+pub fn pack_rhs<T: Float>(b: ArrayView2<T>) -> PackedRhs<T> {
+    if TypeId::of::<T>() == TypeId::of::<f32>() && crate::sgemm::available() {
+        let (k, n) = b.dim();
+        let m = Mat { ptr: b.as_ptr() as *const f32, rs: b.strides()[0], cs: b.strides()[1] };
+        // SAFETY: T is f32 and the view addresses k x n elements.
+        let packed = unsafe { crate::sgemm::PackedB::new(k, n, m) };
+        PackedRhs { packed: Some(packed), plain: Array2::zeros((0, 0)) }
+    } else {
+        PackedRhs { packed: None, plain: b.to_owned() }
+    }
+}
+
+/// `c = alpha a b + beta c` on the calling thread, with `b` prepared by [`pack_rhs`].
+pub fn gemm_packed<T: Float>(alpha: T, a: ArrayView2<T>, b: &PackedRhs<T>, beta: T, mut c: ArrayViewMut2<T>) {
+    match &b.packed {
+        Some(p) => {
+            let (m, k) = a.dim();
+            assert!(p.dim().0 == k && c.dim() == (m, p.dim().1), "gemm_packed: shapes {:?} x {:?}", a.dim(), p.dim());
+            let am = Mat { ptr: a.as_ptr() as *const f32, rs: a.strides()[0], cs: a.strides()[1] };
+            let out = MatMut { ptr: c.as_mut_ptr() as *mut f32, rs: c.strides()[0], cs: c.strides()[1] };
+            // SAFETY: a packed operand exists only for T = f32 on a CPU with AVX-512F; shapes checked above;
+            // c is borrowed mutably, so it aliases nothing else.
+            unsafe { crate::sgemm::sgemm_packed(m, alpha.to_f64() as f32, am, p, beta.to_f64() as f32, out) };
+        }
+        None => gemm_serial(alpha, a, b.plain.view(), beta, c),
+    }
+}
+
 /// `a b` for 2-D matrices.
 pub fn gemm<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>) -> Array2<T> {
     let mut c = Array2::zeros((a.dim().0, b.dim().1));

@@ -7,7 +7,7 @@
 //! steps `t < lengths[b]` and carries its state unchanged through the others. Steps run from `0` to `T-1`, or
 //! from `T-1` down to `0` when `reverse`.
 
-use crate::gemm::{gemm_into, gemm_serial};
+use crate::gemm::{gemm_into, gemm_packed, gemm_serial, pack_rhs};
 use crate::Float;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
@@ -27,6 +27,23 @@ fn product<T: Float>(serial: bool, a: ArrayView2<T>, b: ArrayView2<T>, beta: T, 
         gemm_serial(T::one(), a, b, beta, c);
     } else {
         gemm_into(T::one(), a, b, beta, c);
+    }
+}
+
+/// One step's product with the recurrent weight: with the operand packed once, on this thread, unless the
+/// product is large enough to split across threads (and directions are not already running in parallel).
+fn step_product<T: Float>(
+    serial: bool,
+    a: ArrayView2<T>,
+    (packed, plain): (&crate::gemm::PackedRhs<T>, ArrayView2<T>),
+    beta: T,
+    c: ArrayViewMut2<T>,
+) {
+    let flops = a.dim().0 * a.dim().1 * plain.dim().1;
+    if !serial && flops >= 1 << 23 && rayon::current_num_threads() > 1 {
+        gemm_into(T::one(), a, plain, beta, c);
+    } else {
+        gemm_packed(T::one(), a, packed, beta, c);
     }
 }
 
@@ -119,15 +136,15 @@ pub fn forward<T: Float>(
     let mut acts = vec![T::zero(); t_len * b * g4];
     let (mut hs, mut cs) = (h0.to_vec(), c0.to_vec());
     let mut gates = vec![T::zero(); b * g4];
-    // w_hh^T once, contiguous, so that each step's product packs it with plain copies.
-    let w_t = w_hh.t().as_standard_layout().into_owned();
+    // w_hh^T packed once for the products of every step.
+    let w_t = pack_rhs(w_hh.t());
     for t in d.order() {
         for r in 0..b {
             gates[r * g4..][..g4].copy_from_slice(&proj[(r * t_len + t) * g4..][..g4]);
         }
         let hv = ArrayView2::from_shape((b, h), &hs).expect("h");
         let gv = ArrayViewMut2::from_shape((b, g4), &mut gates).expect("gates");
-        product(serial, hv, w_t.view(), T::one(), gv);
+        step_product(serial, hv, (&w_t, w_hh.t()), T::one(), gv);
         let a_t = &mut acts[t * b * g4..][..b * g4];
         for r in 0..b {
             if t < d.lengths[r] {
@@ -164,6 +181,7 @@ pub fn backward<T: Float>(
     let mut hprev_all = vec![T::zero(); t_len * b * h];
     let (mut dh_next, mut dc_next) = (vec![T::zero(); b * h], vec![T::zero(); b * h]);
     let mut dh_prev = vec![T::zero(); b * h];
+    let w_packed = pack_rhs(w_hh);
     for (pos, &t) in order.iter().enumerate().rev() {
         // The state before step t: after the previous step in processing order, or the initial state.
         let prev = if pos == 0 { None } else { Some(order[pos - 1]) };
@@ -197,7 +215,7 @@ pub fn backward<T: Float>(
         // dh_prev = dgates w_hh for the rows that took the step; carried rows keep dh_next as it is.
         let dgv = ArrayView2::from_shape((b, g4), &*dg_t).expect("dgates");
         let out = ArrayViewMut2::from_shape((b, h), &mut dh_prev).expect("dh");
-        product(serial, dgv, w_hh, T::zero(), out);
+        step_product(serial, dgv, (&w_packed, w_hh), T::zero(), out);
         for r in 0..b {
             if t < d.lengths[r] {
                 dh_next[r * h..][..h].copy_from_slice(&dh_prev[r * h..][..h]);

@@ -89,6 +89,71 @@ pub unsafe fn sgemm(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Mat, be
     }
     // Padded rows cost as much as real ones: take the tile height that wastes fewer (14 rows are ~10% faster
     // per row than 8 when neither wastes any).
+    tiles(m, n, k, alpha, a, Rhs::Strided(b), beta, c);
+}
+
+/// A right-hand operand packed once for many products (an LSTM's recurrent weight, used at every step).
+pub struct PackedB {
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+    /// Offset in `data` of the packed `(NC column block, KC row block)`, blocks in loop order.
+    offsets: Vec<usize>,
+}
+
+impl PackedB {
+    /// Pack the `k x n` matrix `b`.
+    ///
+    /// # Safety
+    /// `b` must address `k x n` valid elements.
+    pub unsafe fn new(k: usize, n: usize, b: Mat) -> Self {
+        let mut data = Vec::new();
+        let mut offsets = Vec::new();
+        for j0 in (0..n).step_by(NC) {
+            let nc = NC.min(n - j0);
+            for p0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - p0);
+                offsets.push(data.len());
+                data.resize(data.len() + nc.div_ceil(NR) * NR * kc, 0.0);
+                let start = offsets[offsets.len() - 1];
+                pack_b(kc, nc, b, p0, j0, &mut data[start..]);
+            }
+        }
+        PackedB { k, n, data, offsets }
+    }
+
+    /// `(k, n)`.
+    pub fn dim(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+}
+
+/// `C (m x n) = alpha A B + beta C` with B packed beforehand.
+///
+/// # Safety
+/// As [`sgemm`], with `b`'s shape `k x n`.
+pub unsafe fn sgemm_packed(m: usize, alpha: f32, a: Mat, b: &PackedB, beta: f32, c: MatMut) {
+    let (k, n) = b.dim();
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 || alpha == 0.0 {
+        scale(m, n, beta, c);
+        return;
+    }
+    tiles(m, n, k, alpha, a, Rhs::Packed(b), beta, c);
+}
+
+/// Where the kernel's B panels come from.
+#[derive(Clone, Copy)]
+enum Rhs<'a> {
+    Strided(Mat),
+    Packed(&'a PackedB),
+}
+
+/// Pick the tile height and run.
+#[allow(clippy::too_many_arguments)]
+unsafe fn tiles(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Rhs<'_>, beta: f32, c: MatMut) {
     let padded = |mr: usize| (m.div_ceil(mr) * mr) as f64;
     if padded(MR_SHORT) * 1.1 < padded(MR) {
         sgemm_tiles::<MR_SHORT>(m, n, k, alpha, a, b, beta, c);
@@ -99,21 +164,40 @@ pub unsafe fn sgemm(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Mat, be
 
 /// `sgemm` with `R`-row register tiles.
 #[allow(clippy::too_many_arguments)]
-unsafe fn sgemm_tiles<const R: usize>(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+unsafe fn sgemm_tiles<const R: usize>(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: Mat,
+    b: Rhs<'_>,
+    beta: f32,
+    c: MatMut,
+) {
     BUFFERS.with(|bufs| {
         let mut bufs = bufs.borrow_mut();
         let (pa, pb) = &mut *bufs;
         let kc_max = KC.min(k);
         pa.resize(MC.min(m).div_ceil(R) * R * kc_max + 16, 0.0);
-        pb.resize(NC.min(n).div_ceil(NR) * NR * kc_max + 16, 0.0);
+        if let Rhs::Strided(_) = b {
+            pb.resize(NC.min(n).div_ceil(NR) * NR * kc_max + 16, 0.0);
+        }
         let pa = align64(pa);
-        let pb = align64(pb);
+        let pb_buf = align64(pb);
+        let mut block = 0;
         for j0 in (0..n).step_by(NC) {
             let nc = NC.min(n - j0);
             for p0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - p0);
                 let beta_here = if p0 == 0 { beta } else { 1.0 };
-                pack_b(kc, nc, b, p0, j0, pb);
+                let pb: &[f32] = match b {
+                    Rhs::Strided(b) => {
+                        pack_b(kc, nc, b, p0, j0, pb_buf);
+                        pb_buf
+                    }
+                    Rhs::Packed(p) => &p.data[p.offsets[block]..],
+                };
+                block += 1;
                 for i0 in (0..m).step_by(MC) {
                     let mc = MC.min(m - i0);
                     pack_a::<R>(mc, kc, a, i0, p0, pa);
@@ -146,7 +230,7 @@ unsafe fn scale(m: usize, n: usize, beta: f32, c: MatMut) {
 
 /// The part of `v` that starts on a 64-byte boundary (`v` has 16 spare elements).
 fn align64(v: &mut [f32]) -> &mut [f32] {
-    let off = v.as_ptr().align_offset(64).min(16);
+    let off = v.as_ptr().align_offset(64).min(16).min(v.len());
     &mut v[off..]
 }
 
@@ -351,6 +435,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn prepacked_operands_match_the_strided_path() {
+        if !available() {
+            return;
+        }
+        for &(m, n, k) in &[(16, 400, 100), (30, 33, 300), (5, NC + 40, KC + 3), (1, 1, 1)] {
+            let (a, b) = (filled(m * k, 4), filled(k * n, 5));
+            let am = Mat { ptr: a.as_ptr(), rs: k as isize, cs: 1 };
+            let bm = Mat { ptr: b.as_ptr(), rs: n as isize, cs: 1 };
+            let packed = unsafe { PackedB::new(k, n, bm) };
+            let (mut c1, mut c2) = (filled(m * n, 6), filled(m * n, 6));
+            unsafe {
+                sgemm(m, n, k, 0.5, am, bm, 2.0, MatMut { ptr: c1.as_mut_ptr(), rs: n as isize, cs: 1 });
+                sgemm_packed(m, 0.5, am, &packed, 2.0, MatMut { ptr: c2.as_mut_ptr(), rs: n as isize, cs: 1 });
+            }
+            assert_eq!(c1, c2, "{m}x{n}x{k}");
+        }
+        // On a thread whose packing buffers were never used.
+        std::thread::spawn(|| {
+            let (a, b) = (filled(16 * 40, 1), filled(40 * 50, 2));
+            let packed = unsafe { PackedB::new(40, 50, Mat { ptr: b.as_ptr(), rs: 50, cs: 1 }) };
+            let mut c = vec![0.0f32; 16 * 50];
+            let am = Mat { ptr: a.as_ptr(), rs: 40, cs: 1 };
+            unsafe { sgemm_packed(16, 1.0, am, &packed, 0.0, MatMut { ptr: c.as_mut_ptr(), rs: 50, cs: 1 }) };
+            let want = naive(16, 50, 40, &a, &b);
+            assert!(c.iter().zip(&want).all(|(x, y)| (*x as f64 - y).abs() < 1e-3));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -21,7 +21,11 @@
 //! step `lengths[b] - 1`, outputs at padded positions are zero, and padded inputs get zero gradient (their
 //! values must be finite: the mask multiplies by zero).
 
-use crate::{concat, ops::elementwise::contiguous, ops::elementwise::indicator, stack, Op, Var};
+use crate::{
+    concat,
+    ops::{elementwise::contiguous, elementwise::indicator, matmul::product},
+    stack, Op, Var,
+};
 use kernels::lstm::Seq;
 use kernels::Float;
 use ndarray::{ArrayD, Ix2, IxDyn};
@@ -115,7 +119,7 @@ pub fn lstm_cell<'t, T: Float>(x: Var<'t, T>, (h, c): LstmState<'t, T>, w: &Lstm
 }
 
 /// Every direction as one fused op: for direction `d`, inputs `4d..4d+4` are `proj [B, T, 4H]`,
-/// `w_hh [4H, H]` and the initial state `h0`, `c0 [B, H]`; the output `[D, B, T, 2H]` holds the states after
+/// `w_hh [4H, H]` and the initial state `h0`, `c0 [B, H]`; the output `[B, T, D, 2H]` holds the states after
 /// every step (`h` then `c`; see `kernels::lstm`). Two directions run on two threads, forward and backward.
 fn layer<'t, T: Float>(inputs: &[Var<'t, T>], seqs: Vec<Seq>) -> Var<'t, T> {
     let rcs: Vec<_> = inputs.iter().map(|v| v.value()).collect();
@@ -132,13 +136,17 @@ fn layer<'t, T: Float>(inputs: &[Var<'t, T>], seqs: Vec<Seq>) -> Var<'t, T> {
         (0..seqs.len()).map(run).collect()
     };
     let sq = &seqs[0];
-    let mut s = Vec::with_capacity(seqs.len() * sq.batch * sq.steps * 2 * sq.hidden);
+    let (nd, h2) = (seqs.len(), 2 * sq.hidden);
+    // Interleave the directions: row (b, t) of direction d goes to [b, t, d].
+    let mut s = vec![T::zero(); nd * sq.batch * sq.steps * h2];
     let mut acts = Vec::new();
-    for (sd, ad) in results {
-        s.extend_from_slice(&sd);
+    for (d, (sd, ad)) in results.into_iter().enumerate() {
+        for (row, src) in sd.chunks(h2).enumerate() {
+            s[(row * nd + d) * h2..][..h2].copy_from_slice(src);
+        }
         acts.push(ad);
     }
-    let s = ArrayD::from_shape_vec(IxDyn(&[seqs.len(), sq.batch, sq.steps, 2 * sq.hidden]), s).expect("s shape");
+    let s = ArrayD::from_shape_vec(IxDyn(&[sq.batch, sq.steps, nd, h2]), s).expect("s shape");
     inputs[0].tape().record(s, Layer { seqs, acts }, inputs)
 }
 
@@ -174,10 +182,11 @@ impl<T: Float> Op<T> for Layer<T> {
                 .enumerate()
                 .map(|(d, seq)| {
                     let i = &inputs[4 * d..4 * d + 4];
-                    direction_composite(i[0], i[1], i[2], i[3], seq)
+                    let proj = i[0].reshape(&[seq.batch, seq.steps, 4 * seq.hidden]);
+                    direction_composite(proj, i[1], i[2], i[3], seq)
                 })
                 .collect();
-            let composite = stack(&states, 0);
+            let composite = stack(&states, 2);
             let wanted: Vec<Var<'t, T>> = (0..n).filter(|&i| needed[i]).map(|i| inputs[i]).collect();
             let mut grads = tape.grad_with(&[composite], &[g], &wanted, true).into_iter();
             return (0..n).map(|i| if needed[i] { grads.next() } else { None }).collect();
@@ -186,13 +195,17 @@ impl<T: Float> Op<T> for Layer<T> {
         let vals: Vec<&ArrayD<T>> = rcs.iter().map(|v| &**v).collect();
         let (sv, gv) = (s.value(), g.value());
         let (ss, gs) = (contiguous(&sv), contiguous(&gv));
-        let per_dir = ss.len() / self.seqs.len();
+        // Each direction's rows of s and of its gradient, contiguous.
+        let nd = self.seqs.len();
+        let h2 = 2 * self.seqs[0].hidden;
+        let split = |x: &[T], d: usize| -> Vec<T> { x.chunks(h2).skip(d).step_by(nd).flatten().copied().collect() };
+        let per: Vec<(Vec<T>, Vec<T>)> = (0..nd).map(|d| (split(&ss, d), split(&gs, d))).collect();
         let run = |d: usize| {
             let w = vals[4 * d + 1].view().into_dimensionality::<Ix2>().expect("w_hh is 2-D");
             kernels::lstm::backward(
                 &self.seqs[d],
-                &gs[d * per_dir..][..per_dir],
-                &ss[d * per_dir..][..per_dir],
+                &per[d].1,
+                &per[d].0,
                 &self.acts[d],
                 w,
                 &contiguous(vals[4 * d + 2]),
@@ -306,12 +319,11 @@ pub fn lstm<'t, T: Float>(
     let mut layer_inputs = Vec::new();
     let mut seqs = Vec::new();
     for (d, w) in dirs.iter().enumerate() {
-        // The input projection of all steps at once.
-        let mut proj = flat.matmul(w.w_ih.t());
+        // The input projection of all steps at once, [B*T, 4H] (read as [B, T, 4H] by the layer op).
+        let mut proj = product(flat, false, w.w_ih, true);
         if let Some(b) = w.bias() {
             proj = proj + b;
         }
-        let proj = proj.reshape(&[batch, steps, 4 * hidden]);
         let (h0, c0) = match initial {
             Some((h0, c0)) => {
                 let pick = |s: Var<'t, T>| s.narrow(0, d, 1).reshape(&[batch, hidden]);
@@ -325,22 +337,19 @@ pub fn lstm<'t, T: Float>(
         layer_inputs.extend([proj, w.w_hh, h0, c0]);
         seqs.push(Seq { batch, steps, hidden, lengths: lengths.clone(), reverse: d == 1 });
     }
+    // [B, T, D, 2H]: the outputs are the h halves, directions side by side as PyTorch lays them out.
     let all = layer(&layer_inputs, seqs);
-    let padded = lengths.iter().any(|&l| l < steps);
-    let mut outputs = Vec::new();
+    let nd = dirs.len();
+    let mut out = all.narrow(3, 0, hidden).reshape(&[batch, steps, nd * hidden]);
+    if lengths.iter().any(|&l| l < steps) {
+        let mask = ArrayD::from_shape_fn(IxDyn(&[batch, steps, 1]), |ix| indicator::<T>(ix[1] < lengths[ix[0]]));
+        out = out * x.constant(mask);
+    }
     let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
-    for d in 0..dirs.len() {
-        let s = if dirs.len() == 1 { all.reshape(&[batch, steps, 2 * hidden]) } else { all.narrow(0, d, 1).squeeze(0) };
-        let mut out = s.narrow(2, 0, hidden);
-        if padded {
-            let mask = ArrayD::from_shape_fn(IxDyn(&[batch, steps, 1]), |ix| indicator::<T>(ix[1] < lengths[ix[0]]));
-            out = out * x.constant(mask);
-        }
-        outputs.push(out);
-        let last = s.narrow(1, if d == 1 { 0 } else { steps - 1 }, 1).reshape(&[batch, 2 * hidden]);
+    for d in 0..nd {
+        let last = all.narrow(1, if d == 1 { 0 } else { steps - 1 }, 1).narrow(2, d, 1).reshape(&[batch, 2 * hidden]);
         h_n.push(last.narrow(1, 0, hidden));
         c_n.push(last.narrow(1, hidden, hidden));
     }
-    let out = if outputs.len() == 1 { outputs[0] } else { concat(&outputs, 2) };
     (out, (stack(&h_n, 0), stack(&c_n, 0)))
 }

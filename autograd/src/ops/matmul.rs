@@ -50,8 +50,9 @@ impl<T: Float> Op<T> for MatMul {
     }
 }
 
-/// `op(a) op(b)` recorded as one op.
-fn product<'t, T: Float>(a: Var<'t, T>, ta: bool, b: Var<'t, T>, tb: bool) -> Var<'t, T> {
+/// `op(a) op(b)` recorded as one op, where `op` swaps the last two axes of an operand whose flag is set
+/// (without copying it). Shapes are the caller's to check.
+pub(crate) fn product<'t, T: Float>(a: Var<'t, T>, ta: bool, b: Var<'t, T>, tb: bool) -> Var<'t, T> {
     let (av, bv) = (a.value(), b.value());
     let v = kernels::gemm::matmul_t(av.view(), ta, bv.view(), tb);
     a.tape().record(v, MatMul { ta, tb }, &[a, b])
