@@ -214,6 +214,8 @@ def rn_row():
 def rows():
     for n in (256, 512, 1024):
         yield f"sgemm/{n}", lambda n=n: sgemm(n)
+    for n in (256, 512, 1024):
+        yield f"sgemm_1thread/{n}", lambda n=n: sgemm(n)
     for name, fn in sgemm_variants().items():
         yield name, lambda fn=fn: fn
     yield "circles/encoder_fwd_bwd_b64", encoder
@@ -239,6 +241,7 @@ def main():
         if args.only and args.only not in name:
             continue
         fn = make()
+        torch.set_num_threads(1 if name.startswith("sgemm_1thread/") else args.threads)
         times = timed(fn, 1.0 if args.quick else 5.0, min_iters=3 if args.quick else 10, warmup=1 if args.quick else 2)
         print(json.dumps({"id": name, "median_s": statistics.median(times), "mean_s": statistics.mean(times), "iters": len(times)}), flush=True)
 
