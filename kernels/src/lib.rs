@@ -33,10 +33,10 @@ macro_rules! multiversion {
         $vis fn $name<$($g: $b),*>($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma,popcnt")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn v512<$($g: $b),*>($($arg: $ty),*) $(-> $ret)? $body
-                #[target_feature(enable = "avx2,fma")]
+                #[target_feature(enable = "avx2,fma,popcnt")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn v256<$($g: $b),*>($($arg: $ty),*) $(-> $ret)? $body
                 match $crate::level() {
