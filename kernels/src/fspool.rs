@@ -57,10 +57,11 @@ pub fn sort_desc<T: Float>(x: &[T], n: usize, size_of: impl Fn(usize) -> usize +
 fn rank16_f32<T: Float>(row: &[T], out: &mut [usize]) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && crate::sgemm::available() {
+        let cpu = crate::sgemm::available() && std::is_x86_feature_detected!("popcnt");
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && cpu {
             // SAFETY: T is f32, so the slice is a slice of f32.
             let row32 = unsafe { std::slice::from_raw_parts(row.as_ptr() as *const f32, row.len()) };
-            // SAFETY: the CPU has AVX-512F; row has at most 16 elements.
+            // SAFETY: the CPU has AVX-512F and POPCNT; row has at most 16 elements.
             unsafe { rank16_avx512(row32, out) };
             return true;
         }
