@@ -241,6 +241,25 @@ fn dims4<T>(a: &ArrayView4<T>) -> [usize; 4] {
 /// `y = conv2d(x, w)`: x `[B, C_in, H, W]`, w `[C_out, C_in, KH, KW]` -> `[B, C_out, OH, OW]`.
 /// Shapes are validated by the caller (the engine's op names both shapes on a mismatch).
 pub fn conv2d<T: Float>(x: ArrayView4<T>, w: ArrayView4<T>, g: &ConvGeom) -> Array4<T> {
+    conv2d_keep(x, w, g, false).0
+}
+
+/// A convolution's unfolded input, chunk by chunk as `conv2d_keep` made it, for the weight gradient of the
+/// same convolution (which would otherwise unfold the input again).
+pub struct Unfolded<T> {
+    chunks: Vec<Array2<T>>,
+    per_chunk: usize,
+    u: Unfold,
+    batch: usize,
+}
+
+/// `conv2d`, also returning the unfolded input when `keep`.
+pub fn conv2d_keep<T: Float>(
+    x: ArrayView4<T>,
+    w: ArrayView4<T>,
+    g: &ConvGeom,
+    keep: bool,
+) -> (Array4<T>, Option<Unfolded<T>>) {
     let [b, c, h, wd] = dims4(&x);
     let [co, _, kh, kw] = dims4(&w);
     let out = [
@@ -256,14 +275,36 @@ pub fn conv2d<T: Float>(x: ArrayView4<T>, w: ArrayView4<T>, g: &ConvGeom) -> Arr
     let mut y = Array4::<T>::zeros((b, co, out[0], out[1]));
     let ys = y.as_slice_mut().expect("contiguous output");
     let chunk = u.chunk(b);
+    let mut kept = Vec::new();
     for start in (0..b).step_by(chunk) {
         let n = chunk.min(b - start);
         let cols = u.im2col(&xs[start * u.image_len()..(start + n) * u.image_len()], n);
         let mut prod = Array2::<T>::zeros((co, n * p));
         gemm_into(T::one(), wm, cols.view(), T::zero(), prod.view_mut());
         batch_major(&prod, n, co, p, &mut ys[start * co * p..(start + n) * co * p]);
+        if keep {
+            kept.push(cols);
+        }
     }
-    y
+    (y, keep.then_some(Unfolded { chunks: kept, per_chunk: chunk, u, batch: b }))
+}
+
+/// `conv2d_weight_grad(x, gy)` from `x` unfolded by `conv2d_keep` (`gy` on the full output grid).
+pub fn conv2d_weight_grad_unfolded<T: Float>(x: &Unfolded<T>, gy: ArrayView4<T>) -> Array4<T> {
+    let u = x.u;
+    let [b, co, oh, ow] = dims4(&gy);
+    assert!(b == x.batch && [oh, ow] == u.out, "conv2d_weight_grad_unfolded: gradient of shape {:?}", gy.shape());
+    let gy = gy.as_standard_layout();
+    let gs = gy.as_slice().expect("contiguous gradient");
+    let p = u.positions();
+    let mut dw = Array2::<T>::zeros((co, u.rows()));
+    for (i, cols) in x.chunks.iter().enumerate() {
+        let start = i * x.per_chunk;
+        let n = x.per_chunk.min(b - start);
+        let gcm = channel_major(&gs[start * co * p..(start + n) * co * p], n, co, p);
+        gemm_into(T::one(), gcm.view(), cols.t(), T::one(), dw.view_mut());
+    }
+    dw.into_shape_with_order((co, u.c, u.k[0], u.k[1])).expect("weight shape")
 }
 
 /// The adjoint of `conv2d(., w)`: y `[B, C_y, H', W']`, w `[C_y, C_x, KH, KW]` -> `[B, C_x, OH, OW]` with
@@ -417,6 +458,10 @@ mod tests {
         assert!((dot(&y, &r) - dot(&x, &xt)).abs() < 1e-9);
         let dw = conv2d_weight_grad(x.view(), r.view(), [3, 3], &g);
         assert!((dot(&y, &r) - dot(&w, &dw)).abs() < 1e-9);
+        let (y3, kept) = conv2d_keep(x.view(), w.view(), &g, true);
+        assert_eq!(y3, y);
+        let dw3 = conv2d_weight_grad_unfolded(&kept.unwrap(), r.view());
+        assert!(dw3.iter().zip(&dw).all(|(a, b)| (a - b).abs() < 1e-12));
         let (y2, dw2) = conv2d_and_weight_grad(x.view(), w.view(), r.view(), &g);
         assert!(y2.iter().zip(&y).all(|(a, b)| (a - b).abs() < 1e-12));
         assert!(dw2.iter().zip(&dw).all(|(a, b)| (a - b).abs() < 1e-12));

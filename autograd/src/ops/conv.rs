@@ -66,11 +66,14 @@ fn conv_grid(op: &str, g: &ConvGeom, xs: &[usize], ws: &[usize]) -> [usize; 2] {
     }
 }
 
-struct Conv2d {
+struct Conv2d<T: Float> {
     geom: ConvGeom,
+    /// The forward pass's unfolded input, kept when the weight may need a gradient, so that the backward pass
+    /// does not unfold it again.
+    unfolded: Option<k::Unfolded<T>>,
 }
 
-impl<T: Float> Op<T> for Conv2d {
+impl<T: Float> Op<T> for Conv2d<T> {
     fn name(&self) -> &'static str {
         "conv2d"
     }
@@ -87,7 +90,14 @@ impl<T: Float> Op<T> for Conv2d {
         let (x, w) = (inputs[0], inputs[1]);
         let (xs, ws) = (x.shape(), w.shape());
         let dx = needed[0].then(|| g.conv_transpose2d_sized(w, self.geom, [xs[2], xs[3]]));
-        let dw = needed[1].then(|| x.conv2d_weight_grad(g, [ws[2], ws[3]], self.geom));
+        let dw = needed[1].then(|| match &self.unfolded {
+            Some(unfolded) => {
+                let gv = g.value();
+                let dw = k::conv2d_weight_grad_unfolded(unfolded, view4(&gv)).into_dyn();
+                g.tape().record(dw, Conv2dWeightGrad { geom: self.geom }, &[x, g])
+            }
+            None => x.conv2d_weight_grad(g, [ws[2], ws[3]], self.geom),
+        });
         vec![dx, dw]
     }
 }
@@ -118,7 +128,7 @@ impl<T: Float> Op<T> for ConvTranspose2d {
             let (gv, wv, zv) = (g.value(), w.value(), z.value());
             let (dz, dw) = k::conv2d_and_weight_grad(view4(&gv), view4(&wv), view4(&zv), &self.geom);
             let tape = g.tape();
-            let dz = tape.record(dz.into_dyn(), Conv2d { geom: self.geom }, &[g, w]);
+            let dz = tape.record(dz.into_dyn(), Conv2d { geom: self.geom, unfolded: None }, &[g, w]);
             let dw = tape.record(dw.into_dyn(), Conv2dWeightGrad { geom: self.geom }, &[g, z]);
             return vec![Some(dz), Some(dw)];
         }
@@ -171,8 +181,9 @@ impl<'t, T: Float> Var<'t, T> {
         );
         check_geom(OP, &geom, [ws[2], ws[3]]);
         conv_grid(OP, &geom, &xs, &ws);
-        let v = k::conv2d(view4(&xv), view4(&wv), &geom).into_dyn();
-        self.tape().record(v, Conv2d { geom }, &[self, w])
+        let keep = self.tape().is_recording() && w.requires_grad();
+        let (v, unfolded) = k::conv2d_keep(view4(&xv), view4(&wv), &geom, keep);
+        self.tape().record(v.into_dyn(), Conv2d { geom, unfolded }, &[self, w])
     }
 
     /// 2-D transposed convolution, the adjoint of `conv2d(., w)` (PyTorch's `conv_transpose2d`): `self` is
