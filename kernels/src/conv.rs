@@ -105,37 +105,53 @@ impl Unfold {
     fn im2col<T: Float>(&self, xs: &[T], n: usize) -> Array2<T> {
         let (p, kk) = (self.positions(), self.k[0] * self.k[1]);
         let ow = self.out[1];
-        let mut cols = Array2::<T>::zeros((self.rows(), n * p));
-        let data = cols.as_slice_mut().expect("contiguous columns");
         let (s0, s1) = (self.g.stride[0], self.g.stride[1]);
-        data.par_chunks_mut((n * p).max(1)).enumerate().for_each(|(row, dst)| {
-            let (ci, ki, kj) = (row / kk, row % kk / self.k[1], row % self.k[1]);
-            let ((oi_lo, oi_hi), (oj_lo, oj_hi)) = (self.valid(0, ki), self.valid(1, kj));
-            if oj_lo >= oj_hi {
-                return; // this kernel column only ever reads padding
-            }
-            let col_off = oj_lo * s1 + kj * self.g.dilation[1] - self.g.padding[1];
-            let len = oj_hi - oj_lo;
-            for i in 0..n {
-                let plane = &xs[i * self.image_len() + ci * self.h * self.w..][..self.h * self.w];
-                for oi in oi_lo..oi_hi {
-                    let ii = oi * s0 + ki * self.g.dilation[0] - self.g.padding[0];
-                    let src = &plane[ii * self.w + col_off..];
-                    let d = &mut dst[i * p + oi * ow + oj_lo..][..len];
-                    if s1 == 1 {
-                        // An inlined loop: rows are often a few elements long, too short for a memcpy call.
-                        for (v, &x) in d.iter_mut().zip(&src[..len]) {
-                            *v = x;
+        let zero = T::zero();
+        // Every entry is written below (values or the padding's zeros): no zero-fill first.
+        let data = crate::elementwise::new_with(self.rows() * n * p, |data| {
+            data.par_chunks_mut((n * p).max(1)).enumerate().for_each(|(row, dst)| {
+                let (ci, ki, kj) = (row / kk, row % kk / self.k[1], row % self.k[1]);
+                let ((oi_lo, oi_hi), (oj_lo, oj_hi)) = (self.valid(0, ki), self.valid(1, kj));
+                if oj_lo >= oj_hi || oi_lo >= oi_hi {
+                    // This kernel offset only ever reads padding.
+                    for v in dst.iter_mut() {
+                        v.write(zero);
+                    }
+                    return;
+                }
+                let col_off = oj_lo * s1 + kj * self.g.dilation[1] - self.g.padding[1];
+                let len = oj_hi - oj_lo;
+                for i in 0..n {
+                    let plane = &xs[i * self.image_len() + ci * self.h * self.w..][..self.h * self.w];
+                    let img = &mut dst[i * p..][..p];
+                    let (head, rest) = img.split_at_mut(oi_lo * ow);
+                    for v in head.iter_mut().chain(rest[(oi_hi - oi_lo) * ow..].iter_mut()) {
+                        v.write(zero);
+                    }
+                    for oi in oi_lo..oi_hi {
+                        let ii = oi * s0 + ki * self.g.dilation[0] - self.g.padding[0];
+                        let src = &plane[ii * self.w + col_off..];
+                        let d = &mut img[oi * ow..][..ow];
+                        let (head, rest) = d.split_at_mut(oj_lo);
+                        let (d, tail) = rest.split_at_mut(len);
+                        for v in head.iter_mut().chain(tail.iter_mut()) {
+                            v.write(zero);
                         }
-                    } else {
-                        for (q, v) in d.iter_mut().enumerate() {
-                            *v = src[q * s1];
+                        if s1 == 1 {
+                            // An inlined loop: rows are often a few elements long, too short for a memcpy call.
+                            for (v, &x) in d.iter_mut().zip(&src[..len]) {
+                                v.write(x);
+                            }
+                        } else {
+                            for (q, v) in d.iter_mut().enumerate() {
+                                v.write(src[q * s1]);
+                            }
                         }
                     }
                 }
-            }
+            });
         });
-        cols
+        Array2::from_shape_vec((self.rows(), n * p), data).expect("columns shape")
     }
 
     /// Fold columns `[c*kh*kw, n*oh*ow]` back into `n` images (`out`, `[n, c, h, w]`), adding overlapping

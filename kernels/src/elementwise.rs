@@ -15,7 +15,7 @@ fn as_uninit<T>(s: &mut [T]) -> &mut [MaybeUninit<T>] {
 }
 
 /// A vector of `n` values, every one written by `fill` (which must write them all): no zero-fill first.
-fn new_with<T: Float>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
+pub(crate) fn new_with<T: Float>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
     let mut v = Vec::with_capacity(n);
     fill(&mut v.spare_capacity_mut()[..n]);
     // SAFETY: `fill` wrote all n elements (every caller passes a loop over exactly these slots).
