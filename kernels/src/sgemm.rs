@@ -247,6 +247,14 @@ unsafe fn pack_a<const MR: usize>(mc: usize, kc: usize, a: Mat, i0: usize, p0: u
                     *panel.get_unchecked_mut(p * MR + i) = v;
                 }
             }
+        } else if a.rs == 1 {
+            // A stored transposed (a^T g in a backward pass): each k's MR values are contiguous.
+            for p in 0..kc {
+                let src = std::slice::from_raw_parts(base.offset(p as isize * a.cs), rows);
+                for (d, &v) in panel[p * MR..p * MR + rows].iter_mut().zip(src) {
+                    *d = v;
+                }
+            }
         } else {
             for p in 0..kc {
                 for i in 0..rows {
