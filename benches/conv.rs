@@ -36,7 +36,7 @@ fn encoder(c: &mut Criterion) {
                 h = h.conv2d(*wi, g).relu();
             }
             let grads = tape.grad(&[h.sum()], &w, false);
-            criterion::black_box(grads.iter().map(|g| g.value()).count())
+            criterion::black_box(grads.iter().map(|g| g.value().len()).sum::<usize>())
         })
     });
     group.finish();
@@ -71,7 +71,7 @@ fn decoder(c: &mut Criterion, name: &str, widths: [usize; 4]) {
             let mut wrt = w.clone();
             wrt.push(z);
             let grads = tape.grad(&[h.sum()], &wrt, false);
-            criterion::black_box(grads.iter().map(|g| g.value()).count())
+            criterion::black_box(grads.iter().map(|g| g.value().len()).sum::<usize>())
         })
     });
     group.finish();

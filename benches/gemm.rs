@@ -1,5 +1,6 @@
 //! sgemm at square sizes: `cargo bench --bench gemm`. Throughput is reported in elements (read as FLOP: each
-//! product does 2 n^3 of them). Also a strided product (a transposed operand) and a batched one, at 512.
+//! product does 2 n^3 of them). The same on one thread, a strided product (a transposed operand) and a batched
+//! one, at 512.
 
 mod common;
 
@@ -13,6 +14,19 @@ fn sgemm(c: &mut Criterion) {
         let b = common::uniform(&[n, n], 1.0, 2).into_dimensionality().unwrap();
         group.throughput(Throughput::Elements(2 * (n * n * n) as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |bench, _| bench.iter(|| gemm(a.view(), b.view())));
+    }
+    group.finish();
+
+    // The same on one thread: the kernel's efficiency against one core's peak, whatever the other core does.
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a one-thread pool");
+    let mut group = c.benchmark_group("sgemm_1thread");
+    for n in [256usize, 512, 1024] {
+        let a = common::uniform(&[n, n], 1.0, 1).into_dimensionality().unwrap();
+        let b = common::uniform(&[n, n], 1.0, 2).into_dimensionality().unwrap();
+        group.throughput(Throughput::Elements(2 * (n * n * n) as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |bench, _| {
+            bench.iter(|| one.install(|| gemm(a.view(), b.view())))
+        });
     }
     group.finish();
 

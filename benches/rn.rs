@@ -16,8 +16,11 @@ use models::{Adam, AdamConfig, Mlp, Module, Optimizer, Param, Scope};
 use ndarray::ArrayD;
 use rand::{rngs::StdRng, SeedableRng};
 
+/// A conv layer's weight, bias, and its batch norm's gamma and beta.
+type ConvBn = (Param<f32>, Param<f32>, Param<f32>, Param<f32>);
+
 struct Rn {
-    convs: Vec<(Param<f32>, Param<f32>, Param<f32>, Param<f32>)>,
+    convs: Vec<ConvBn>,
     g: Mlp<f32>,
     f: Mlp<f32>,
 }

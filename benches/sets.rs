@@ -7,6 +7,9 @@
 //!   loss `sum(S_r^2)` and its gradients with respect to S0, z and every parameter of H_agg.
 //! - `lstm_bidir_fwd_bwd`: a bidirectional single-layer LSTM, batch 16, 20 steps, 100 -> 100, with biases;
 //!   loss = sum of the outputs; gradients of the input and of every weight.
+//! - `small_ops_1000`: per-op overhead: 200 rounds of the residual update `y + tanh(y * a + b) * c` (1000
+//!   element-wise ops) on the SRN inner loop's `[64, 16, 10]` tensors, then the gradient of the sum with respect
+//!   to y0, a, b and c. (Residual, with |c| <= 0.02, so that neither values nor gradients drift into denormals.)
 
 mod common;
 
@@ -27,7 +30,7 @@ fn fspool_row(c: &mut Criterion) {
             let (x, w) = (tape.leaf_shared(x.clone()), tape.leaf_shared(w.clone()));
             let (y, _) = fspool(x, w, None);
             let grads = tape.grad(&[y.sum()], &[x, w], false);
-            criterion::black_box(grads.iter().map(|g| g.value()).count())
+            criterion::black_box(grads.iter().map(|g| g.value().len()).sum::<usize>())
         })
     });
     group.finish();
@@ -79,7 +82,7 @@ fn srn_row(c: &mut Criterion) {
             let mut wrt = vec![s0, z];
             wrt.extend(&p);
             let grads = tape.grad(&[s.square().sum()], &wrt, false);
-            criterion::black_box(grads.iter().map(|g| g.value()).count())
+            criterion::black_box(grads.iter().map(|g| g.value().len()).sum::<usize>())
         })
     });
     group.finish();
@@ -104,11 +107,31 @@ fn lstm_row(c: &mut Criterion) {
             let mut wrt = vec![x];
             wrt.extend(&w);
             let grads = tape.grad(&[out.sum()], &wrt, false);
-            criterion::black_box(grads.iter().map(|g| g.value()).count())
+            criterion::black_box(grads.iter().map(|g| g.value().len()).sum::<usize>())
         })
     });
     group.finish();
 }
 
-criterion_group! { name = benches; config = common::criterion(); targets = fspool_row, srn_row, lstm_row }
+fn small_ops_row(c: &mut Criterion) {
+    let shape = [64, 16, 10];
+    let scales = [1.0, 0.5, 0.5, 0.02];
+    let vals: Vec<Rc<ArrayD<f32>>> = (0..4).map(|i| Rc::new(common::uniform(&shape, scales[i], i as u64))).collect();
+    let mut group = c.benchmark_group("sets");
+    group.bench_function("small_ops_1000", |bench| {
+        bench.iter(|| {
+            let tape = Tape::<f32>::new();
+            let v: Vec<_> = vals.iter().map(|x| tape.leaf_shared(x.clone())).collect();
+            let mut y = v[0];
+            for _ in 0..200 {
+                y = y + (y * v[1] + v[2]).tanh() * v[3];
+            }
+            let grads = tape.grad(&[y.sum()], &v, false);
+            criterion::black_box(grads.iter().map(|g| g.value().len()).sum::<usize>())
+        })
+    });
+    group.finish();
+}
+
+criterion_group! { name = benches; config = common::criterion(); targets = fspool_row, srn_row, lstm_row, small_ops_row }
 criterion_main!(benches);

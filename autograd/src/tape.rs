@@ -19,6 +19,20 @@ pub trait Op<T: Float> {
     /// one gradient per input (`None` for inputs that are not differentiable, such as indices). Written in
     /// differentiable ops, so it is recorded when the tape is recording.
     fn backward<'t>(&self, inputs: &[Var<'t, T>], output: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>>;
+
+    /// `backward` when only the gradients of the inputs with `needed[i]` will be used: an op may skip the
+    /// others (returning `None` for them), as a matrix product whose weight gradient nobody asked for need not
+    /// compute it. The default computes them all.
+    fn backward_needed<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        output: Var<'t, T>,
+        g: Var<'t, T>,
+        needed: &[bool],
+    ) -> Vec<Option<Var<'t, T>>> {
+        let _ = needed;
+        self.backward(inputs, output, g)
+    }
 }
 
 struct Node<T: Float> {
@@ -50,6 +64,7 @@ impl<T: Float> Default for Tape<T> {
 
 impl<T: Float> Tape<T> {
     pub fn new() -> Self {
+        kernels::alloc::retain_freed_memory();
         Tape { nodes: RefCell::new(Vec::new()), recording: Cell::new(true) }
     }
 
@@ -206,7 +221,8 @@ impl<T: Float> Tape<T> {
                     continue;
                 }
                 let in_vars: Vec<_> = inputs.iter().map(|&j| self.var(j)).collect();
-                let in_grads = op.backward(&in_vars, self.var(i), g);
+                let needed: Vec<bool> = inputs.iter().map(|&j| j >= lo && reach[j - lo]).collect();
+                let in_grads = op.backward_needed(&in_vars, self.var(i), g, &needed);
                 assert_eq!(
                     in_grads.len(),
                     inputs.len(),

@@ -151,6 +151,18 @@ def lstm_row():
     return step
 
 
+def small_ops_row():
+    v = [u(64, 16, 10, scale=s).requires_grad_() for s in (1.0, 0.5, 0.5, 0.02)]
+
+    def step():
+        y = v[0]
+        for _ in range(200):
+            y = y + (y * v[1] + v[2]).tanh() * v[3]
+        torch.autograd.grad(y.sum(), v)
+
+    return step
+
+
 class Rn(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -202,6 +214,8 @@ def rn_row():
 def rows():
     for n in (256, 512, 1024):
         yield f"sgemm/{n}", lambda n=n: sgemm(n)
+    for n in (256, 512, 1024):
+        yield f"sgemm_1thread/{n}", lambda n=n: sgemm(n)
     for name, fn in sgemm_variants().items():
         yield name, lambda fn=fn: fn
     yield "circles/encoder_fwd_bwd_b64", encoder
@@ -210,6 +224,7 @@ def rows():
     yield "sets/fspool_fwd_bwd", fspool_row
     yield "sets/srn_outer_step", srn_row
     yield "sets/lstm_bidir_fwd_bwd", lstm_row
+    yield "sets/small_ops_1000", small_ops_row
     yield "rn/sort_of_clevr_train_step_b64", rn_row
 
 
@@ -226,6 +241,7 @@ def main():
         if args.only and args.only not in name:
             continue
         fn = make()
+        torch.set_num_threads(1 if name.startswith("sgemm_1thread/") else args.threads)
         times = timed(fn, 1.0 if args.quick else 5.0, min_iters=3 if args.quick else 10, warmup=1 if args.quick else 2)
         print(json.dumps({"id": name, "median_s": statistics.median(times), "mean_s": statistics.mean(times), "iters": len(times)}), flush=True)
 

@@ -14,6 +14,9 @@ ROWS = {
     "sgemm/256": (1.0, 2 * 256**3),
     "sgemm/512": (1.0, 2 * 512**3),
     "sgemm/1024": (1.0, 2 * 1024**3),
+    "sgemm_1thread/256": (None, 2 * 256**3),
+    "sgemm_1thread/512": (None, 2 * 512**3),
+    "sgemm_1thread/1024": (None, 2 * 1024**3),
     "sgemm_variants/at_b_512": (1.0, 2 * 512**3),
     "sgemm_variants/a_bt_512": (1.0, 2 * 512**3),
     "sgemm_variants/batched_64x64x64x64": (1.0, 2 * 64**4),
@@ -23,6 +26,7 @@ ROWS = {
     "sets/fspool_fwd_bwd": (0.5, None),
     "sets/srn_outer_step": (0.5, None),
     "sets/lstm_bidir_fwd_bwd": (0.5, None),
+    "sets/small_ops_1000": (0.5, None),
     "rn/sort_of_clevr_train_step_b64": (1.0, None),
 }
 
@@ -59,18 +63,27 @@ def main():
                 peer[rec["id"]] = rec["median_s"]
             else:
                 torch_info = rec
-    peak = None
+    # The peak: threads x the single-core FMA throughput (best of many short runs on one core, which other
+    # processes rarely disturb), next to the all-core measurement (which they do).
+    single, all_cores, threads = None, None, 1
     with open(peak_path) as f:
         for line in f:
+            m = re.search(r"avx512f 512-bit: 1 thread ([\d.]+) GFLOP/s", line)
+            if m:
+                single = float(m.group(1))
             m = re.search(r"avx512f 512-bit: (\d+) threads ([\d.]+) GFLOP/s", line)
             if m:
-                peak = float(m.group(2))
+                threads, all_cores = int(m.group(1)), float(m.group(2))
+    peak = single * threads if single else None
     with open(machine_path) as f:
         print("".join("    " + line for line in f))
     if torch_info:
         print(f"    torch {torch_info.get('torch')}, {torch_info.get('threads')} threads")
     if peak:
-        print(f"    measured f32 FMA peak (AVX-512, all cores): {peak:.1f} GFLOP/s")
+        print(
+            f"    f32 peak: {threads} x {single:.1f} GFLOP/s (measured AVX-512 FMA throughput of one core) = {peak:.1f} "
+            f"GFLOP/s; all {threads} cores measured together: {all_cores:.1f} GFLOP/s"
+        )
     print()
     print("| row | Rust | PyTorch | ratio | target | met | GFLOP/s Rust | GFLOP/s PyTorch | % of peak (Rust) |")
     print("|---|---:|---:|---:|---:|:-:|---:|---:|---:|")
@@ -79,14 +92,18 @@ def main():
         if r is None and p is None:
             continue
         ratio = r / p if r and p else None
-        met = "-" if ratio is None else ("yes" if ratio <= target else "no")
+        met = "-" if ratio is None or target is None else ("yes" if ratio <= target else "no")
         gr = f"{flop / r / 1e9:.1f}" if flop and r else ""
         gp = f"{flop / p / 1e9:.1f}" if flop and p else ""
-        pct = f"{100 * flop / r / 1e9 / peak:.0f}%" if flop and r and peak else ""
-        if flop and r and peak and row.startswith("sgemm/"):
-            met = met if ratio is None else met + (" / yes" if flop / r / 1e9 >= 0.85 * peak else " / no")
+        # One-thread rows against one core's peak, the others against all cores'.
+        row_peak = single if row.startswith("sgemm_1thread/") else peak
+        pct = f"{100 * flop / r / 1e9 / row_peak:.0f}%" if flop and r and row_peak else ""
+        if flop and r and row_peak and row.startswith(("sgemm/", "sgemm_1thread/")):
+            hit = "yes" if flop / r / 1e9 >= 0.85 * row_peak else "no"
+            met = hit if met == "-" else f"{met} / {hit}"
         ratio_s = f"{ratio:.2f}x" if ratio else "-"
-        print(f"| {row} | {fmt_time(r)} | {fmt_time(p)} | {ratio_s} | {target:.1f}x | {met} | {gr} | {gp} | {pct} |")
+        target_s = f"{target:.1f}x" if target else "85% peak"
+        print(f"| {row} | {fmt_time(r)} | {fmt_time(p)} | {ratio_s} | {target_s} | {met} | {gr} | {gp} | {pct} |")
 
 
 if __name__ == "__main__":

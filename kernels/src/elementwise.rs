@@ -6,79 +6,51 @@
 
 use crate::Float;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+/// A slice of values viewed as possibly uninitialised slots, to be written by the loops below.
+fn as_uninit<T>(s: &mut [T]) -> &mut [MaybeUninit<T>] {
+    // SAFETY: same layout; the loops only ever write initialised values through it.
+    unsafe { &mut *(s as *mut [T] as *mut [MaybeUninit<T>]) }
+}
+
+/// A vector of `n` values, every one written by `fill` (which must write them all): no zero-fill first.
+pub(crate) fn new_with<T: Float>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: `fill` wrote all n elements (every caller passes a loop over exactly these slots).
+    unsafe { v.set_len(n) };
+    v
+}
 
 /// Element count above which a map runs on several threads.
 pub const PAR_MIN: usize = 1 << 16;
 /// Chunk length of a parallel map.
 const PAR_CHUNK: usize = 1 << 14;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Level {
-    Avx512,
-    Avx2,
-    Scalar,
-}
-
-fn level() -> Level {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            return Level::Avx512;
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            return Level::Avx2;
-        }
-    }
-    Level::Scalar
-}
-
-/// Defines `$name` (dispatching) over a body written once: `$name(args)` runs `$body` compiled for the best
-/// instruction set this CPU has.
-macro_rules! multiversion {
-    ($(#[$doc:meta])* fn $name:ident<$($g:ident: $b:path),*>($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
-        $(#[$doc])*
-        #[inline]
-        pub fn $name<$($g: $b),*>($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
-                unsafe fn v512<$($g: $b),*>($($arg: $ty),*) $(-> $ret)? $body
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn v256<$($g: $b),*>($($arg: $ty),*) $(-> $ret)? $body
-                match level() {
-                    // SAFETY: the CPU has the features each version was compiled for.
-                    Level::Avx512 => return unsafe { v512($($arg),*) },
-                    Level::Avx2 => return unsafe { v256($($arg),*) },
-                    Level::Scalar => {}
-                }
-            }
-            #[allow(unreachable_code)]
-            $body
-        }
-    };
-}
-
 multiversion! {
     /// `out[i] = f(x[i])` on one thread.
-    fn map_serial<T: Float, F: Fn(T) -> T>(x: &[T], out: &mut [T], f: &F) {
+    pub fn map_serial<T: Float, F: Fn(T) -> T>(x: &[T], out: &mut [MaybeUninit<T>], f: &F) {
+        assert_eq!(x.len(), out.len());
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = f(v);
+            o.write(f(v));
         }
     }
 }
 
 multiversion! {
     /// `out[i] = f(a[i], b[i])` on one thread.
-    fn zip_serial<T: Float, F: Fn(T, T) -> T>(a: &[T], b: &[T], out: &mut [T], f: &F) {
+    pub fn zip_serial<T: Float, F: Fn(T, T) -> T>(a: &[T], b: &[T], out: &mut [MaybeUninit<T>], f: &F) {
+        assert!(a.len() == out.len() && b.len() == out.len());
         for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-            *o = f(x, y);
+            o.write(f(x, y));
         }
     }
 }
 
 multiversion! {
     /// `acc[i] += x[i]` on one thread.
-    fn add_assign_serial<T: Float>(acc: &mut [T], x: &[T]) {
+    pub fn add_assign_serial<T: Float>(acc: &mut [T], x: &[T]) {
         for (a, &v) in acc.iter_mut().zip(x) {
             *a += v;
         }
@@ -87,7 +59,7 @@ multiversion! {
 
 multiversion! {
     /// The sum of `x`, in 16 interleaved partial sums (so that it vectorises).
-    fn sum_serial<T: Float>(x: &[T]) -> T {
+    pub fn sum_serial<T: Float>(x: &[T]) -> T {
         let mut acc = [T::zero(); 16];
         let mut chunks = x.chunks_exact(16);
         for c in &mut chunks {
@@ -103,7 +75,7 @@ multiversion! {
         let mut w = 8;
         while w > 0 {
             for i in 0..w {
-                acc[i] = acc[i] + acc[i + w];
+                acc[i] += acc[i + w];
             }
             w /= 2;
         }
@@ -113,6 +85,11 @@ multiversion! {
 
 /// `out[i] = f(x[i])`, in parallel for long slices.
 pub fn map<T: Float, F: Fn(T) -> T + Sync>(x: &[T], out: &mut [T], f: F) {
+    map_into(x, as_uninit(out), f)
+}
+
+/// `map` into uninitialised slots.
+fn map_into<T: Float, F: Fn(T) -> T + Sync>(x: &[T], out: &mut [MaybeUninit<T>], f: F) {
     assert_eq!(x.len(), out.len(), "map: input of length {} into output of length {}", x.len(), out.len());
     if x.len() < PAR_MIN || rayon::current_num_threads() == 1 {
         map_serial(x, out, &f);
@@ -123,13 +100,21 @@ pub fn map<T: Float, F: Fn(T) -> T + Sync>(x: &[T], out: &mut [T], f: F) {
 
 /// `f` applied to every element of `x`, as a new vector.
 pub fn map_new<T: Float, F: Fn(T) -> T + Sync>(x: &[T], f: F) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
-    map(x, &mut out, f);
-    out
+    new_with(x.len(), |out| map_into(x, out, f))
 }
 
 /// `out[i] = f(a[i], b[i])`, in parallel for long slices.
 pub fn zip_map<T: Float, F: Fn(T, T) -> T + Sync>(a: &[T], b: &[T], out: &mut [T], f: F) {
+    zip_into(a, b, as_uninit(out), f)
+}
+
+/// `f(a[i], b[i])` as a new vector.
+pub fn zip_new<T: Float, F: Fn(T, T) -> T + Sync>(a: &[T], b: &[T], f: F) -> Vec<T> {
+    new_with(a.len(), |out| zip_into(a, b, out, f))
+}
+
+/// `zip_map` into uninitialised slots.
+fn zip_into<T: Float, F: Fn(T, T) -> T + Sync>(a: &[T], b: &[T], out: &mut [MaybeUninit<T>], f: F) {
     assert!(a.len() == b.len() && a.len() == out.len(), "zip_map: lengths {}, {}, {}", a.len(), b.len(), out.len());
     if a.len() < PAR_MIN || rayon::current_num_threads() == 1 {
         zip_serial(a, b, out, &f);
@@ -152,9 +137,38 @@ pub fn broadcast_map<T: Float, F: Fn(T, T) -> T + Sync>(
     b_first: bool,
     f: F,
 ) {
-    assert!(inner > 0 && a.len() == out.len() && a.len() % inner == 0, "broadcast_map: lengths {} {inner}", a.len());
+    broadcast_into(a, b, as_uninit(out), inner, col, b_first, f)
+}
+
+/// `broadcast_map` as a new vector.
+pub fn broadcast_new<T: Float, F: Fn(T, T) -> T + Sync>(
+    a: &[T],
+    b: &[T],
+    inner: usize,
+    col: bool,
+    b_first: bool,
+    f: F,
+) -> Vec<T> {
+    new_with(a.len(), |out| broadcast_into(a, b, out, inner, col, b_first, f))
+}
+
+/// `broadcast_map` into uninitialised slots.
+fn broadcast_into<T: Float, F: Fn(T, T) -> T + Sync>(
+    a: &[T],
+    b: &[T],
+    out: &mut [MaybeUninit<T>],
+    inner: usize,
+    col: bool,
+    b_first: bool,
+    f: F,
+) {
+    assert!(
+        inner > 0 && a.len() == out.len() && a.len().is_multiple_of(inner),
+        "broadcast_map: lengths {} {inner}",
+        a.len()
+    );
     let rows_per_task = (PAR_MIN / inner).max(1);
-    let body = |(r0, (o, x)): (usize, (&mut [T], &[T]))| {
+    let body = |(r0, (o, x)): (usize, (&mut [MaybeUninit<T>], &[T]))| {
         for (r, (o, x)) in o.chunks_mut(inner).zip(x.chunks(inner)).enumerate() {
             match (col, b_first) {
                 (true, false) => {
@@ -233,23 +247,22 @@ pub fn sum_middle<T: Float>(x: &[T], outer: usize, mid: usize, inner: usize) -> 
 /// Repeat along a new middle axis: `[outer, inner]` to `[outer, mid, inner]` (row-major).
 pub fn repeat_middle<T: Float>(x: &[T], outer: usize, mid: usize, inner: usize) -> Vec<T> {
     assert_eq!(x.len(), outer * inner, "repeat_middle: {} elements for [{outer}, {inner}]", x.len());
-    let mut out = vec![T::zero(); outer * mid * inner];
+    let total = outer * mid * inner;
     let block = (mid * inner).max(1);
-    let fill = |(o, s): (&mut [T], &[T])| {
-        if inner == 1 {
-            o.fill(s[0]);
-        } else {
-            for r in o.chunks_mut(inner) {
-                r.copy_from_slice(s);
+    let fill = |(o, s): (&mut [MaybeUninit<T>], &[T])| {
+        for r in o.chunks_mut(inner.max(1)) {
+            for (d, &v) in r.iter_mut().zip(s) {
+                d.write(v);
             }
         }
     };
-    if out.len() >= PAR_MIN && outer > 1 && rayon::current_num_threads() > 1 {
-        out.par_chunks_mut(block).zip(x.par_chunks(inner.max(1))).for_each(fill);
-    } else if !out.is_empty() {
-        out.chunks_mut(block).zip(x.chunks(inner.max(1))).for_each(fill);
-    }
-    out
+    new_with(total, |out| {
+        if total >= PAR_MIN && outer > 1 && rayon::current_num_threads() > 1 {
+            out.par_chunks_mut(block).zip(x.par_chunks(inner.max(1))).for_each(fill);
+        } else if total > 0 {
+            out.chunks_mut(block).zip(x.chunks(inner.max(1))).for_each(fill);
+        }
+    })
 }
 
 /// Sum a row-major tensor of `shape` over `axes` (sorted, distinct): each run of adjacent reduced axes is one

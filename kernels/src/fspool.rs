@@ -24,19 +24,16 @@ fn par_rows(rows: usize) -> bool {
 /// `sizes(r)` elements of row `r` (ties keep the element order); positions `j >= sizes(r)` hold `j`.
 /// Panics on a NaN among the sorted elements.
 pub fn sort_desc<T: Float>(x: &[T], n: usize, size_of: impl Fn(usize) -> usize + Sync) -> Vec<usize> {
-    assert!(n > 0 && x.len() % n == 0, "sort_desc: {} values in rows of {n}", x.len());
+    assert!(n > 0 && x.len().is_multiple_of(n), "sort_desc: {} values in rows of {n}", x.len());
     let mut perm = vec![0usize; x.len()];
     let rank_row = |(r, (row, out)): (usize, (&[T], &mut [usize]))| {
         let m = size_of(r);
         let row = &row[..m];
         assert!(row.iter().all(|v| !v.is_nan()), "fspool: NaN in the input");
-        if m <= RANK_MAX {
-            // rank(i) = #{j : x_j > x_i or (x_j == x_i and j < i)}, a permutation of 0..m.
-            for (i, &xi) in row.iter().enumerate() {
-                let before = row[..i].iter().filter(|&&xj| xj >= xi).count();
-                let after = row[i + 1..].iter().filter(|&&xj| xj > xi).count();
-                out[before + after] = i;
-            }
+        if m <= 16 && rank16_f32(row, out) {
+            // done by the AVX-512 ranking
+        } else if m <= RANK_MAX {
+            rank_small(row, out);
         } else {
             let mut order: Vec<usize> = (0..m).collect();
             order.sort_by(|&p, &q| row[q].partial_cmp(&row[p]).expect("no NaN"));
@@ -53,6 +50,54 @@ pub fn sort_desc<T: Float>(x: &[T], n: usize, size_of: impl Fn(usize) -> usize +
         x.chunks(n).zip(perm.chunks_mut(n)).enumerate().for_each(rank_row);
     }
     perm
+}
+
+/// `rank_small` for f32 rows of at most 16 elements with AVX-512: the row in one register, each rank one
+/// compare pair and a popcount. Returns false (doing nothing) when `T` is not f32 or the CPU lacks AVX-512F.
+fn rank16_f32<T: Float>(row: &[T], out: &mut [usize]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let cpu = crate::sgemm::available() && std::is_x86_feature_detected!("popcnt");
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && cpu {
+            // SAFETY: T is f32, so the slice is a slice of f32.
+            let row32 = unsafe { std::slice::from_raw_parts(row.as_ptr() as *const f32, row.len()) };
+            // SAFETY: the CPU has AVX-512F and POPCNT; row has at most 16 elements.
+            unsafe { rank16_avx512(row32, out) };
+            return true;
+        }
+    }
+    let _ = (row, out);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,popcnt")]
+unsafe fn rank16_avx512(row: &[f32], out: &mut [usize]) {
+    use std::arch::x86_64::*;
+    let m = row.len();
+    debug_assert!(m <= 16);
+    let valid = ((1u32 << m) - 1) as u16;
+    let x = _mm512_maskz_loadu_ps(valid, row.as_ptr());
+    for (i, &xi) in row.iter().enumerate() {
+        let v = _mm512_set1_ps(xi);
+        let greater = _mm512_mask_cmp_ps_mask(valid, x, v, _CMP_GT_OQ);
+        let equal_before = _mm512_mask_cmp_ps_mask(valid, x, v, _CMP_EQ_OQ) & (((1u32 << i) - 1) as u16);
+        out[(greater | equal_before).count_ones() as usize] = i;
+    }
+}
+
+multiversion! {
+    /// `out[rank(i)] = i` with `rank(i) = #{j : x_j > x_i or (x_j == x_i and j < i)}` (a permutation of
+    /// `0..m`): one fixed-length, branch-free pass over the row per element, which vectorises.
+    fn rank_small<T: Float>(row: &[T], out: &mut [usize]) {
+        for (i, &xi) in row.iter().enumerate() {
+            let mut rank = 0u32;
+            for (j, &xj) in row.iter().enumerate() {
+                rank += u32::from(xj > xi) + u32::from(xj == xi && j < i);
+            }
+            out[rank as usize] = i;
+        }
+    }
 }
 
 /// The shapes of one pooling: `batch x channels` sets of `n` positions; `wts` is `[C, N]` when `shared`, else
@@ -150,7 +195,7 @@ mod tests {
         for (n, modulus) in [(16, 7), (25, 101), (1, 3), (70, 13), (5, 2)] {
             let rows = 3000;
             let x = data(rows * n, modulus);
-            let size_of = |r: usize| if r % 3 == 0 { n } else { r % (n + 1) };
+            let size_of = |r: usize| if r.is_multiple_of(3) { n } else { r % (n + 1) };
             let perm = sort_desc(&x, n, size_of);
             for r in 0..rows {
                 let row = &x[r * n..][..n];
@@ -160,6 +205,16 @@ mod tests {
                 want.extend(m..n);
                 assert_eq!(&perm[r * n..][..n], &want[..], "n {n} row {r}");
             }
+        }
+    }
+
+    #[test]
+    fn f32_ranks_match_the_generic_ranks() {
+        for (n, modulus) in [(16, 5), (16, 1000), (7, 3), (1, 2), (20, 9)] {
+            let x64 = data(500 * n, modulus);
+            let x32: Vec<f32> = x64.iter().map(|&v| v as f32).collect();
+            let size_of = |r: usize| r % (n + 1);
+            assert_eq!(sort_desc(&x32, n, size_of), sort_desc(&x64, n, size_of), "n {n}");
         }
     }
 

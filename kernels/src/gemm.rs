@@ -8,8 +8,10 @@ use ndarray::{linalg::general_mat_mul, s, Array2, Array3, ArrayD, ArrayView2, Ar
 use rayon::prelude::*;
 use std::any::TypeId;
 
-/// Products below this many multiply-adds run on the calling thread.
-const PARALLEL_MIN_FLOPS: usize = 1 << 18;
+/// Products below this many multiply-adds run on the calling thread (about 20 µs of work: waking a second
+/// thread and splitting the packing costs more than it saves below that; an LSTM step's 16 x 100 x 400
+/// product ran at 150 GFLOP/s on one thread and 60 on two).
+const PARALLEL_MIN_FLOPS: usize = 1 << 22;
 
 /// `c = alpha * a b + beta * c` (with `beta == 0`, `c` is not read), split across threads when large.
 /// f32 products run on the AVX-512 kernel of [`crate::sgemm`] where the CPU has it, everything else on
@@ -53,6 +55,42 @@ pub fn gemm_serial<T: Float>(alpha: T, a: ArrayView2<T>, b: ArrayView2<T>, beta:
     }
 }
 
+/// A right-hand operand prepared once for many products on the calling thread (packed for the AVX-512 kernel,
+/// or kept as a plain copy elsewhere).
+pub struct PackedRhs<T: Float> {
+    packed: Option<crate::sgemm::PackedB>,
+    plain: Array2<T>,
+}
+
+/// Prepare `b` for [`gemm_packed`].
+pub fn pack_rhs<T: Float>(b: ArrayView2<T>) -> PackedRhs<T> {
+    if TypeId::of::<T>() == TypeId::of::<f32>() && crate::sgemm::available() {
+        let (k, n) = b.dim();
+        let m = Mat { ptr: b.as_ptr() as *const f32, rs: b.strides()[0], cs: b.strides()[1] };
+        // SAFETY: T is f32 and the view addresses k x n elements.
+        let packed = unsafe { crate::sgemm::PackedB::new(k, n, m) };
+        PackedRhs { packed: Some(packed), plain: Array2::zeros((0, 0)) }
+    } else {
+        PackedRhs { packed: None, plain: b.to_owned() }
+    }
+}
+
+/// `c = alpha a b + beta c` on the calling thread, with `b` prepared by [`pack_rhs`].
+pub fn gemm_packed<T: Float>(alpha: T, a: ArrayView2<T>, b: &PackedRhs<T>, beta: T, mut c: ArrayViewMut2<T>) {
+    match &b.packed {
+        Some(p) => {
+            let (m, k) = a.dim();
+            assert!(p.dim().0 == k && c.dim() == (m, p.dim().1), "gemm_packed: shapes {:?} x {:?}", a.dim(), p.dim());
+            let am = Mat { ptr: a.as_ptr() as *const f32, rs: a.strides()[0], cs: a.strides()[1] };
+            let out = MatMut { ptr: c.as_mut_ptr() as *mut f32, rs: c.strides()[0], cs: c.strides()[1] };
+            // SAFETY: a packed operand exists only for T = f32 on a CPU with AVX-512F; shapes checked above;
+            // c is borrowed mutably, so it aliases nothing else.
+            unsafe { crate::sgemm::sgemm_packed(m, alpha.to_f64() as f32, am, p, beta.to_f64() as f32, out) };
+        }
+        None => gemm_serial(alpha, a, b.plain.view(), beta, c),
+    }
+}
+
 /// `a b` for 2-D matrices.
 pub fn gemm<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>) -> Array2<T> {
     let mut c = Array2::zeros((a.dim().0, b.dim().1));
@@ -63,21 +101,36 @@ pub fn gemm<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>) -> Array2<T> {
 /// Batched product over the last two axes: `a` is `[.., m, k]`, `b` is `[.., k, n]`, with equal leading
 /// axes, or one side 2-D and shared by every batch entry. Shapes are checked by the caller.
 pub fn matmul<T: Float>(a: ArrayViewD<T>, b: ArrayViewD<T>) -> ArrayD<T> {
-    let (m, k) = (a.shape()[a.ndim() - 2], a.shape()[a.ndim() - 1]);
-    let n = b.shape()[b.ndim() - 1];
+    matmul_t(a, false, b, false)
+}
+
+/// `op(a) op(b)` over the last two axes, where `op` swaps the last two axes of an operand whose flag is set
+/// (read through strides: no transposed copy is made). Batching as in [`matmul`].
+pub fn matmul_t<T: Float>(a: ArrayViewD<T>, ta: bool, b: ArrayViewD<T>, tb: bool) -> ArrayD<T> {
+    let last2 = |v: &ArrayViewD<T>, t: bool| {
+        let (r, c) = (v.shape()[v.ndim() - 2], v.shape()[v.ndim() - 1]);
+        if t {
+            (c, r)
+        } else {
+            (r, c)
+        }
+    };
+    let ((m, k), (_, n)) = (last2(&a, ta), last2(&b, tb));
     let lead = if a.ndim() >= b.ndim() { &a.shape()[..a.ndim() - 2] } else { &b.shape()[..b.ndim() - 2] };
     let mut out_shape = lead.to_vec();
     out_shape.extend([m, n]);
     let batch: usize = lead.iter().product();
-    if b.ndim() == 2 {
+    if b.ndim() == 2 && !ta && a.is_standard_layout() {
         // [.., m, k] x [k, n]: one product with the batch folded into the rows.
-        let a2 = a.as_standard_layout();
-        let a2 = a2.view().into_shape_with_order((batch * m, k)).expect("rows");
-        let b2 = b.into_dimensionality().expect("2-D");
+        let a2 = a.into_shape_with_order((batch * m, k)).expect("rows");
+        let mut b2: ArrayView2<T> = b.into_dimensionality().expect("2-D");
+        if tb {
+            b2.swap_axes(0, 1);
+        }
         return gemm(a2, b2).into_shape_with_order(IxDyn(&out_shape)).expect("matmul output shape");
     }
-    let a3 = as3(&a, m, k);
-    let b3 = as3(&b, k, n);
+    let a3 = op3(a.clone(), ta);
+    let b3 = op3(b.clone(), tb);
     let mut c = Array3::<T>::zeros((batch, m, n));
     let per_item = m * n * k;
     let body = |i: usize, ci: ArrayViewMut2<T>, serial: bool| {
@@ -100,6 +153,16 @@ pub fn matmul<T: Float>(a: ArrayViewD<T>, b: ArrayViewD<T>) -> ArrayD<T> {
         }
     }
     c.into_shape_with_order(IxDyn(&out_shape)).expect("matmul output shape")
+}
+
+/// `v` as `[batch, r, c]` (see `as3`), with the last two axes swapped when `t`.
+fn op3<T: Float>(v: ArrayViewD<'_, T>, t: bool) -> ndarray::CowArray<'_, T, ndarray::Ix3> {
+    let (r, c) = (v.shape()[v.ndim() - 2], v.shape()[v.ndim() - 1]);
+    let mut v3 = as3(&v, r, c);
+    if t {
+        v3.swap_axes(1, 2);
+    }
+    v3
 }
 
 /// `x` (`[.., r, c]`) as a `[batch, r, c]` view when contiguous, else a contiguous copy.
@@ -132,10 +195,14 @@ mod tests {
 
     #[test]
     fn parallel_split_matches_naive_product_on_tall_and_wide_shapes() {
-        for &(m, k, n) in &[(300, 70, 40), (20, 90, 500), (129, 130, 131), (1, 5, 3)] {
+        for &(m, k, n) in &[(300, 70, 40), (20, 90, 500), (129, 130, 131), (1, 5, 3), (301, 130, 120), (20, 400, 901)] {
             let (a, b) = (filled(m, k, 1), filled(k, n, 2));
             let got = gemm(a.view(), b.view());
             let want = naive(&a, &b);
+            // The f32 path (the AVX-512 kernel where available), split across threads above the threshold.
+            let (a32, b32) = (a.mapv(|v| v as f32), b.mapv(|v| v as f32));
+            let got32 = gemm(a32.view(), b32.view()).mapv(|v| v as f64);
+            assert!(got32.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-3 * (1.0 + y.abs())), "f32 {m}x{k}x{n}");
             assert!(close(&got.into_dyn(), &want.into_dyn()), "{m}x{k}x{n}");
         }
     }
@@ -156,6 +223,36 @@ mod tests {
             let ab = a.index_axis(Axis(0), bi).into_dimensionality().unwrap().to_owned();
             let bb = bt.index_axis(Axis(0), bi).into_dimensionality().unwrap().to_owned();
             assert!(close(&got.index_axis(Axis(0), bi).to_owned(), &naive(&ab, &bb).into_dyn()));
+        }
+    }
+
+    #[test]
+    fn transposed_operands_match_explicit_transposes() {
+        let a = Array::from_shape_fn((3, 4, 5), |(b, i, j)| (b * 7 + i * 3 + j) as f64 / 10.0 - 1.0).into_dyn();
+        let b = Array::from_shape_fn((3, 5, 4), |(b, i, j)| ((b + i * j) % 5) as f64 - 2.0).into_dyn();
+        let w = filled(4, 5, 3).into_dyn();
+        let swap = |x: &ArrayD<f64>| {
+            let mut v = x.view();
+            let n = v.ndim();
+            v.swap_axes(n - 2, n - 1);
+            v.to_owned()
+        };
+        // a^T a-shaped pairs: each flag against the product of explicitly transposed copies.
+        let cases: Vec<(&ArrayD<f64>, bool, &ArrayD<f64>, bool)> = vec![
+            (&a, false, &b, false),
+            (&a, true, &a, false),
+            (&a, false, &a, true),
+            (&b, true, &a, true),
+            (&a, false, &w, true),
+            (&a, true, &w, false),
+            (&w, true, &a, false),
+            (&w, false, &a, true),
+        ];
+        for (i, (x, tx, y, ty)) in cases.into_iter().enumerate() {
+            let got = matmul_t(x.view(), tx, y.view(), ty);
+            let (xe, ye) = (if tx { swap(x) } else { x.clone() }, if ty { swap(y) } else { y.clone() });
+            let want = matmul(xe.view(), ye.view());
+            assert!(close(&got, &want), "case {i}");
         }
     }
 }

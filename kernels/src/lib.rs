@@ -2,10 +2,70 @@
 //! the autograd crate wraps each one as an op with its own backward. Keep entry points stable so a faster
 //! implementation can replace a straightforward one without touching the engine.
 
+/// The instruction set the multiversioned loops run with, detected at run time.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Level {
+    Avx512,
+    Avx2,
+    Scalar,
+}
+
+pub(crate) fn level() -> Level {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let base = std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("popcnt");
+        if base
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512dq")
+        {
+            return Level::Avx512;
+        }
+        if base {
+            return Level::Avx2;
+        }
+    }
+    Level::Scalar
+}
+
+/// Defines `$name` (dispatching) over a body written once: `$name(args)` runs `$body` compiled for the best
+/// instruction set this CPU has.
+macro_rules! multiversion {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident<$($g:ident: $b:path),*>($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
+        $(#[$doc])*
+        #[inline]
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name<$($g: $b),*>($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma,popcnt")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn v512<$($g: $b),*>($($arg: $ty),*) $(-> $ret)? $body
+                #[target_feature(enable = "avx2,fma,popcnt")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn v256<$($g: $b),*>($($arg: $ty),*) $(-> $ret)? $body
+                match $crate::level() {
+                    // SAFETY: the CPU has the features each version was compiled for.
+                    $crate::Level::Avx512 => return unsafe { v512($($arg),*) },
+                    $crate::Level::Avx2 => return unsafe { v256($($arg),*) },
+                    $crate::Level::Scalar => {}
+                }
+            }
+            #[allow(unreachable_code)]
+            $body
+        }
+    };
+}
+
+pub mod alloc;
 pub mod conv;
 pub mod elementwise;
 pub mod fspool;
 pub mod gemm;
+pub mod lstm;
+pub mod math;
 pub mod sgemm;
 
 use std::fmt::{Debug, Display};
@@ -43,10 +103,43 @@ pub trait Float:
     fn to_f64(self) -> f64 {
         num_traits::ToPrimitive::to_f64(&self).expect("float conversion")
     }
+    /// `e^x` in the engine's element-wise loops: branch-free and vectorisable for f32 (see [`math`]), the
+    /// standard library's for f64.
+    #[inline(always)]
+    fn exp_v(self) -> Self {
+        self.exp()
+    }
+    /// `tanh x`, as [`Float::exp_v`].
+    #[inline(always)]
+    fn tanh_v(self) -> Self {
+        self.tanh()
+    }
+    /// The logistic function `1 / (1 + e^-x)`, computed without overflow.
+    #[inline(always)]
+    fn sigmoid_v(self) -> Self {
+        if self >= Self::zero() {
+            Self::one() / (Self::one() + (-self).exp())
+        } else {
+            let e = self.exp();
+            e / (Self::one() + e)
+        }
+    }
 }
 
 impl Float for f32 {
     const NAME: &'static str = "f32";
+    #[inline(always)]
+    fn exp_v(self) -> Self {
+        math::exp(self)
+    }
+    #[inline(always)]
+    fn tanh_v(self) -> Self {
+        math::tanh(self)
+    }
+    #[inline(always)]
+    fn sigmoid_v(self) -> Self {
+        math::sigmoid(self)
+    }
 }
 
 impl Float for f64 {

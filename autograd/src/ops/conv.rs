@@ -66,20 +66,39 @@ fn conv_grid(op: &str, g: &ConvGeom, xs: &[usize], ws: &[usize]) -> [usize; 2] {
     }
 }
 
-struct Conv2d {
+struct Conv2d<T: Float> {
     geom: ConvGeom,
+    /// The forward pass's unfolded input, kept when the weight may need a gradient, so that the backward pass
+    /// does not unfold it again.
+    unfolded: Option<k::Unfolded<T>>,
 }
 
-impl<T: Float> Op<T> for Conv2d {
+impl<T: Float> Op<T> for Conv2d<T> {
     fn name(&self) -> &'static str {
         "conv2d"
     }
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        self.backward_needed(inputs, y, g, &[true, true])
+    }
+    fn backward_needed<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        _y: Var<'t, T>,
+        g: Var<'t, T>,
+        needed: &[bool],
+    ) -> Vec<Option<Var<'t, T>>> {
         let (x, w) = (inputs[0], inputs[1]);
         let (xs, ws) = (x.shape(), w.shape());
-        let dx = g.conv_transpose2d_sized(w, self.geom, [xs[2], xs[3]]);
-        let dw = x.conv2d_weight_grad(g, [ws[2], ws[3]], self.geom);
-        vec![Some(dx), Some(dw)]
+        let dx = needed[0].then(|| g.conv_transpose2d_sized(w, self.geom, [xs[2], xs[3]]));
+        let dw = needed[1].then(|| match &self.unfolded {
+            Some(unfolded) => {
+                let gv = g.value();
+                let dw = k::conv2d_weight_grad_unfolded(unfolded, view4(&gv)).into_dyn();
+                g.tape().record(dw, Conv2dWeightGrad { geom: self.geom }, &[x, g])
+            }
+            None => x.conv2d_weight_grad(g, [ws[2], ws[3]], self.geom),
+        });
+        vec![dx, dw]
     }
 }
 
@@ -91,12 +110,31 @@ impl<T: Float> Op<T> for ConvTranspose2d {
     fn name(&self) -> &'static str {
         "conv_transpose2d"
     }
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _x: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], x: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        self.backward_needed(inputs, x, g, &[true, true])
+    }
+    fn backward_needed<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        _x: Var<'t, T>,
+        g: Var<'t, T>,
+        needed: &[bool],
+    ) -> Vec<Option<Var<'t, T>>> {
         let (z, w) = (inputs[0], inputs[1]);
         let (zs, ws) = (z.shape(), w.shape());
-        let dz = g.conv2d_cut(w, self.geom, [zs[2], zs[3]]);
-        let dw = g.conv2d_weight_grad(z, [ws[2], ws[3]], self.geom);
-        vec![Some(dz), Some(dw)]
+        let grid = conv_grid("conv_transpose2d", &self.geom, &g.shape(), &ws);
+        if needed[0] && needed[1] && grid == [zs[2], zs[3]] {
+            // Both from one unfolding of g.
+            let (gv, wv, zv) = (g.value(), w.value(), z.value());
+            let (dz, dw) = k::conv2d_and_weight_grad(view4(&gv), view4(&wv), view4(&zv), &self.geom);
+            let tape = g.tape();
+            let dz = tape.record(dz.into_dyn(), Conv2d { geom: self.geom, unfolded: None }, &[g, w]);
+            let dw = tape.record(dw.into_dyn(), Conv2dWeightGrad { geom: self.geom }, &[g, z]);
+            return vec![Some(dz), Some(dw)];
+        }
+        let dz = needed[0].then(|| g.conv2d_cut(w, self.geom, [zs[2], zs[3]]));
+        let dw = needed[1].then(|| g.conv2d_weight_grad(z, [ws[2], ws[3]], self.geom));
+        vec![dz, dw]
     }
 }
 
@@ -108,12 +146,21 @@ impl<T: Float> Op<T> for Conv2dWeightGrad {
     fn name(&self) -> &'static str {
         "conv2d_weight_grad"
     }
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _w: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], w: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        self.backward_needed(inputs, w, g, &[true, true])
+    }
+    fn backward_needed<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        _w: Var<'t, T>,
+        g: Var<'t, T>,
+        needed: &[bool],
+    ) -> Vec<Option<Var<'t, T>>> {
         let (x, z) = (inputs[0], inputs[1]);
         let (xs, zs) = (x.shape(), z.shape());
-        let dx = z.conv_transpose2d_sized(g, self.geom, [xs[2], xs[3]]);
-        let dz = x.conv2d_cut(g, self.geom, [zs[2], zs[3]]);
-        vec![Some(dx), Some(dz)]
+        let dx = needed[0].then(|| z.conv_transpose2d_sized(g, self.geom, [xs[2], xs[3]]));
+        let dz = needed[1].then(|| x.conv2d_cut(g, self.geom, [zs[2], zs[3]]));
+        vec![dx, dz]
     }
 }
 
@@ -134,8 +181,9 @@ impl<'t, T: Float> Var<'t, T> {
         );
         check_geom(OP, &geom, [ws[2], ws[3]]);
         conv_grid(OP, &geom, &xs, &ws);
-        let v = k::conv2d(view4(&xv), view4(&wv), &geom).into_dyn();
-        self.tape().record(v, Conv2d { geom }, &[self, w])
+        let keep = self.tape().is_recording() && w.requires_grad();
+        let (v, unfolded) = k::conv2d_keep(view4(&xv), view4(&wv), &geom, keep);
+        self.tape().record(v.into_dyn(), Conv2d { geom, unfolded }, &[self, w])
     }
 
     /// 2-D transposed convolution, the adjoint of `conv2d(., w)` (PyTorch's `conv_transpose2d`): `self` is

@@ -25,14 +25,14 @@ fn unary_values<T: Float>(op: Unary<T>, x: &ArrayD<T>) -> ArrayD<T> {
     let zero = T::zero();
     let out = match op {
         Unary::Neg => ew::map_new(&xs, |v| -v),
-        Unary::Exp => ew::map_new(&xs, |v| v.exp()),
+        Unary::Exp => ew::map_new(&xs, |v| v.exp_v()),
         Unary::Log => ew::map_new(&xs, |v| v.ln()),
         Unary::Sqrt => ew::map_new(&xs, |v| v.sqrt()),
         Unary::Abs => ew::map_new(&xs, |v| v.abs()),
         Unary::Relu => ew::map_new(&xs, |v| if v > zero { v } else { zero }),
         Unary::LeakyRelu(s) => ew::map_new(&xs, |v| if v > zero { v } else { v * s }),
-        Unary::Sigmoid => ew::map_new(&xs, sigmoid),
-        Unary::Tanh => ew::map_new(&xs, |v| v.tanh()),
+        Unary::Sigmoid => ew::map_new(&xs, |v| v.sigmoid_v()),
+        Unary::Tanh => ew::map_new(&xs, |v| v.tanh_v()),
         Unary::Softplus => ew::map_new(&xs, |v| v.max(zero) + (-v.abs()).exp().ln_1p()),
         Unary::Powf(p) => ew::map_new(&xs, |v| v.powf(p)),
         Unary::Clamp(lo, hi) => ew::map_new(&xs, |v| v.max(lo).min(hi)),
@@ -84,21 +84,20 @@ fn layout(small: &[usize], shape: &[usize]) -> Option<Layout> {
 fn binary_values<T: Float, F: Fn(T, T) -> T + Sync>(a: &ArrayD<T>, b: &ArrayD<T>, shape: &[usize], f: F) -> ArrayD<T> {
     let total: usize = shape.iter().product();
     let (la, lb) = (layout(a.shape(), shape), layout(b.shape(), shape));
-    let mut out = vec![T::zero(); total];
-    match (la, lb) {
-        (Some(Layout::Same), Some(Layout::Same)) => ew::zip_map(&contiguous(a), &contiguous(b), &mut out, f),
+    let out = match (la, lb) {
+        (Some(Layout::Same), Some(Layout::Same)) => ew::zip_new(&contiguous(a), &contiguous(b), f),
         (Some(Layout::Same), Some(Layout::Broadcast { inner, col })) if total > 0 => {
-            ew::broadcast_map(&contiguous(a), &contiguous(b), &mut out, inner, col, false, f)
+            ew::broadcast_new(&contiguous(a), &contiguous(b), inner, col, false, f)
         }
         (Some(Layout::Broadcast { inner, col }), Some(Layout::Same)) if total > 0 => {
-            ew::broadcast_map(&contiguous(b), &contiguous(a), &mut out, inner, col, true, f)
+            ew::broadcast_new(&contiguous(b), &contiguous(a), inner, col, true, f)
         }
         _ => {
             let a = a.broadcast(shape).expect("checked broadcast");
             let b = b.broadcast(shape).expect("checked broadcast");
             return ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| f(x, y));
         }
-    }
+    };
     ArrayD::from_shape_vec(IxDyn(shape), out).expect("broadcast shape")
 }
 
@@ -134,15 +133,6 @@ enum Unary<T> {
     MulScalar(T),
 }
 
-fn sigmoid<T: Float>(x: T) -> T {
-    if x >= T::zero() {
-        T::one() / (T::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (T::one() + e)
-    }
-}
-
 impl<T: Float> Unary<T> {
     fn name(&self) -> &'static str {
         match self {
@@ -171,6 +161,12 @@ impl<T: Float> Op<T> for Unary<T> {
 
     fn backward<'t>(&self, inputs: &[Var<'t, T>], y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
         let x = inputs[0];
+        if !g.tape().is_recording() {
+            // Not differentiated again: one fused loop instead of the two to four ops below.
+            if let Some(dx) = self.fused_backward(x, y, g) {
+                return vec![Some(dx)];
+            }
+        }
         let (zero, one) = (T::zero(), T::one());
         let dx = match *self {
             Unary::Neg => -g,
@@ -189,6 +185,30 @@ impl<T: Float> Op<T> for Unary<T> {
             Unary::MulScalar(c) => g * c,
         };
         vec![Some(dx)]
+    }
+}
+
+impl<T: Float> Unary<T> {
+    /// The backward rule as a single loop over the incoming gradient and `x` (or `y`), computing the same
+    /// expression as the composed rule in `backward`, for a backward pass that is not recorded. `None` where
+    /// the composed rule is a single op anyway.
+    fn fused_backward<'t>(&self, x: Var<'t, T>, y: Var<'t, T>, g: Var<'t, T>) -> Option<Var<'t, T>> {
+        let (zero, one, two) = (T::zero(), T::one(), T::of(2.0));
+        let (gv, xv, yv) = (g.value(), x.value(), y.value());
+        let (gs, xs, ys) = (contiguous(&gv), contiguous(&xv), contiguous(&yv));
+        let out = match *self {
+            Unary::Sqrt => ew::zip_new(&gs, &ys, |g, y| g / (y * two)),
+            Unary::Abs => ew::zip_new(&gs, &xs, |g, v| g * (indicator::<T>(v > zero) - indicator::<T>(v < zero))),
+            Unary::Relu => ew::zip_new(&gs, &xs, |g, v| g * if v > zero { one } else { zero }),
+            Unary::LeakyRelu(s) => ew::zip_new(&gs, &xs, |g, v| g * if v > zero { one } else { s }),
+            Unary::Sigmoid => ew::zip_new(&gs, &ys, |g, y| g * y * (-y + one)),
+            Unary::Tanh => ew::zip_new(&gs, &ys, |g, y| g * (-(y * y) + one)),
+            Unary::Softplus => ew::zip_new(&gs, &xs, |g, v| g * v.sigmoid_v()),
+            Unary::Powf(p) => ew::zip_new(&gs, &xs, |g, v| g * v.powf(p - one) * p),
+            Unary::Clamp(lo, hi) => ew::zip_new(&gs, &xs, |g, v| g * if v >= lo && v <= hi { one } else { zero }),
+            _ => return None,
+        };
+        Some(g.constant(ArrayD::from_shape_vec(gv.raw_dim(), out).expect("gradient shape")))
     }
 }
 
@@ -214,13 +234,24 @@ impl<T: Float> Op<T> for Binary {
         }
     }
 
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        self.backward_needed(inputs, y, g, &[true, true])
+    }
+
+    fn backward_needed<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        _y: Var<'t, T>,
+        g: Var<'t, T>,
+        needed: &[bool],
+    ) -> Vec<Option<Var<'t, T>>> {
         let (a, b) = (inputs[0], inputs[1]);
+        let (na, nb) = (needed[0], needed[1]);
         let (da, db) = match self {
-            Binary::Add => (g, g),
-            Binary::Sub => (g, -g),
-            Binary::Mul => (g * b, g * a),
-            Binary::Div => (g / b, -(g * a) / (b * b)),
+            Binary::Add => (na.then_some(g), nb.then_some(g)),
+            Binary::Sub => (na.then_some(g), nb.then(|| -g)),
+            Binary::Mul => (na.then(|| g * b), nb.then(|| g * a)),
+            Binary::Div => (na.then(|| g / b), nb.then(|| -(g * a) / (b * b))),
             Binary::Maximum | Binary::Minimum => {
                 // Ties send the gradient to `a`.
                 let pick_a = matches!(self, Binary::Maximum);
@@ -229,10 +260,10 @@ impl<T: Float> Op<T> for Binary {
                     .and(&bv.broadcast(g.shape()).expect("broadcast"))
                     .map_collect(|&x, &y| indicator::<T>((x >= y) == pick_a || x == y));
                 let mask = g.constant(mask);
-                (g * mask, g * (-mask).add_scalar(T::one()))
+                (na.then(|| g * mask), nb.then(|| g * (-mask).add_scalar(T::one())))
             }
         };
-        vec![Some(da.sum_to(&a.shape())), Some(db.sum_to(&b.shape()))]
+        vec![da.map(|d| d.sum_to(&a.shape())), db.map(|d| d.sum_to(&b.shape()))]
     }
 }
 

@@ -145,9 +145,21 @@ impl<T: Float> Op<T> for PoolOp<T> {
     fn name(&self) -> &'static str {
         "fspool"
     }
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        self.backward_needed(inputs, out, g, &[true, true])
+    }
+    fn backward_needed<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        _out: Var<'t, T>,
+        g: Var<'t, T>,
+        needed: &[bool],
+    ) -> Vec<Option<Var<'t, T>>> {
         let (x, w) = (inputs[0], inputs[1]);
-        vec![Some(pool_input_grad(&self.pool, g, w)), Some(pool_weight_grad(&self.pool, g, x))]
+        vec![
+            needed[0].then(|| pool_input_grad(&self.pool, g, w)),
+            needed[1].then(|| pool_weight_grad(&self.pool, g, x)),
+        ]
     }
 }
 
@@ -159,9 +171,18 @@ impl<T: Float> Op<T> for InputGradOp<T> {
     fn name(&self) -> &'static str {
         "fspool_input_grad"
     }
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _dx: Var<'t, T>, h: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, h: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        self.backward_needed(inputs, out, h, &[true, true])
+    }
+    fn backward_needed<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        _out: Var<'t, T>,
+        h: Var<'t, T>,
+        needed: &[bool],
+    ) -> Vec<Option<Var<'t, T>>> {
         let (g, w) = (inputs[0], inputs[1]);
-        vec![Some(pool_forward(&self.pool, h, w)), Some(pool_weight_grad(&self.pool, g, h))]
+        vec![needed[0].then(|| pool_forward(&self.pool, h, w)), needed[1].then(|| pool_weight_grad(&self.pool, g, h))]
     }
 }
 
@@ -173,9 +194,18 @@ impl<T: Float> Op<T> for WeightGradOp<T> {
     fn name(&self) -> &'static str {
         "fspool_weight_grad"
     }
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _dw: Var<'t, T>, h: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, h: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        self.backward_needed(inputs, out, h, &[true, true])
+    }
+    fn backward_needed<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        _out: Var<'t, T>,
+        h: Var<'t, T>,
+        needed: &[bool],
+    ) -> Vec<Option<Var<'t, T>>> {
         let (g, x) = (inputs[0], inputs[1]);
-        vec![Some(pool_forward(&self.pool, x, h)), Some(pool_input_grad(&self.pool, g, h))]
+        vec![needed[0].then(|| pool_forward(&self.pool, x, h)), needed[1].then(|| pool_input_grad(&self.pool, g, h))]
     }
 }
 

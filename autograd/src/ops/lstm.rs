@@ -2,6 +2,12 @@
 //! sequences. Both are compositions of differentiable ops (matmul, sigmoid, tanh, narrow, stack, concat), so
 //! they differentiate to any order.
 //!
+//! `lstm` runs each direction as one fused op (`kernels::lstm`): the input projection of all steps is one GEMM,
+//! each step one GEMM for the four gates plus one fused point-wise pass, and the backward pass through time is
+//! likewise fused, with `d w_hh` as one GEMM over all steps. When the backward pass is itself recorded
+//! (`create_graph`), the op's backward instead rebuilds the direction from differentiable ops
+//! (`direction_composite`) and takes its vector-Jacobian product on the tape, so higher orders still work.
+//!
 //! Conventions follow PyTorch's `nn.LSTM` with `batch_first = true`:
 //! - gate order `(i, f, g, o)` along the `4H` axis; weights `w_ih [4H, I]`, `w_hh [4H, H]`, biases `b_ih`,
 //!   `b_hh [4H]` (optional, as `bias = False`);
@@ -15,9 +21,14 @@
 //! step `lengths[b] - 1`, outputs at padded positions are zero, and padded inputs get zero gradient (their
 //! values must be finite: the mask multiplies by zero).
 
-use crate::{concat, ops::elementwise::indicator, stack, Var};
+use crate::{
+    concat,
+    ops::{elementwise::contiguous, elementwise::indicator, matmul::product},
+    stack, Op, Var,
+};
+use kernels::lstm::Seq;
 use kernels::Float;
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayD, Ix2, IxDyn};
 
 /// An LSTM state `(h, c)`: `[B, H]` each for a cell, `[D, B, H]` each for a sequence LSTM's `(h_n, c_n)`.
 pub type LstmState<'t, T = f32> = (Var<'t, T>, Var<'t, T>);
@@ -107,41 +118,151 @@ pub fn lstm_cell<'t, T: Float>(x: Var<'t, T>, (h, c): LstmState<'t, T>, w: &Lstm
     update(gates, c, hidden)
 }
 
-/// Run one direction over all steps. `xs[t]` is the input projection (with biases) `[B, 4H]` of step `t`;
-/// steps are visited last to first when `reverse`. Returns the per-step outputs in time order and the final state.
-fn run_direction<'t, T: Float>(
-    xs: &[Var<'t, T>],
-    w_hh_t: Var<'t, T>,
-    (mut h, mut c): LstmState<'t, T>,
-    lengths: &[usize],
-    reverse: bool,
-) -> (Vec<Var<'t, T>>, LstmState<'t, T>) {
-    let (batch, hidden) = (h.shape()[0], h.shape()[1]);
-    let steps = xs.len();
-    let mut outputs = vec![None; steps];
-    let order: Vec<usize> = if reverse { (0..steps).rev().collect() } else { (0..steps).collect() };
-    for t in order {
-        let valid: Vec<bool> = lengths.iter().map(|&len| t < len).collect();
-        if !valid.iter().any(|&v| v) {
-            // No sequence has step t: the state is unchanged and the output is zero.
-            outputs[t] = Some(h.constant(ArrayD::zeros(IxDyn(&[batch, hidden]))));
-            continue;
+/// Every direction as one fused op: for direction `d`, inputs `4d..4d+4` are `proj [B, T, 4H]`,
+/// `w_hh [4H, H]` and the initial state `h0`, `c0 [B, H]`; the output `[B, T, D, 2H]` holds the states after
+/// every step (`h` then `c`; see `kernels::lstm`). Two directions run on two threads, forward and backward.
+fn layer<'t, T: Float>(inputs: &[Var<'t, T>], seqs: Vec<Seq>) -> Var<'t, T> {
+    let rcs: Vec<_> = inputs.iter().map(|v| v.value()).collect();
+    let vals: Vec<&ArrayD<T>> = rcs.iter().map(|v| &**v).collect();
+    let run = |d: usize| {
+        let w = vals[4 * d + 1].view().into_dimensionality::<Ix2>().expect("w_hh is 2-D");
+        let (p, h0, c0) = (contiguous(vals[4 * d]), contiguous(vals[4 * d + 2]), contiguous(vals[4 * d + 3]));
+        kernels::lstm::forward(&seqs[d], &p, w, &h0, &c0, seqs.len() > 1)
+    };
+    let results = if seqs.len() == 2 {
+        let (a, b) = rayon::join(|| run(0), || run(1));
+        vec![a, b]
+    } else {
+        (0..seqs.len()).map(run).collect()
+    };
+    let sq = &seqs[0];
+    let (nd, h2) = (seqs.len(), 2 * sq.hidden);
+    // Interleave the directions: row (b, t) of direction d goes to [b, t, d].
+    let mut s = vec![T::zero(); nd * sq.batch * sq.steps * h2];
+    let mut acts = Vec::new();
+    for (d, (sd, ad)) in results.into_iter().enumerate() {
+        for (row, src) in sd.chunks(h2).enumerate() {
+            s[(row * nd + d) * h2..][..h2].copy_from_slice(src);
         }
-        let (h_new, c_new) = update(xs[t] + h.matmul(w_hh_t), c, hidden);
-        if valid.iter().all(|&v| v) {
-            (h, c) = (h_new, c_new);
-            outputs[t] = Some(h_new);
-        } else {
-            let mask = h.constant(
-                ArrayD::from_shape_vec(IxDyn(&[batch, 1]), valid.iter().map(|&v| indicator(v)).collect())
-                    .expect("mask shape"),
-            );
-            h = h + (h_new - h) * mask;
-            c = c + (c_new - c) * mask;
-            outputs[t] = Some(h_new * mask);
-        }
+        acts.push(ad);
     }
-    (outputs.into_iter().map(|o| o.expect("every step visited")).collect(), (h, c))
+    let s = ArrayD::from_shape_vec(IxDyn(&[sq.batch, sq.steps, nd, h2]), s).expect("s shape");
+    inputs[0].tape().record(s, Layer { seqs, acts }, inputs)
+}
+
+/// The fused op; `acts` are the gate activations of the forward pass, per direction.
+struct Layer<T: Float> {
+    seqs: Vec<Seq>,
+    acts: Vec<Vec<T>>,
+}
+
+impl<T: Float> Op<T> for Layer<T> {
+    fn name(&self) -> &'static str {
+        "lstm"
+    }
+
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], s: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        self.backward_needed(inputs, s, g, &vec![true; inputs.len()])
+    }
+
+    fn backward_needed<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        s: Var<'t, T>,
+        g: Var<'t, T>,
+        needed: &[bool],
+    ) -> Vec<Option<Var<'t, T>>> {
+        let tape = g.tape();
+        let n = inputs.len();
+        if tape.is_recording() {
+            // A differentiable backward: the vector-Jacobian product of the same map built from ops.
+            let states: Vec<_> = self
+                .seqs
+                .iter()
+                .enumerate()
+                .map(|(d, seq)| {
+                    let i = &inputs[4 * d..4 * d + 4];
+                    let proj = i[0].reshape(&[seq.batch, seq.steps, 4 * seq.hidden]);
+                    direction_composite(proj, i[1], i[2], i[3], seq)
+                })
+                .collect();
+            let composite = stack(&states, 2);
+            let wanted: Vec<Var<'t, T>> = (0..n).filter(|&i| needed[i]).map(|i| inputs[i]).collect();
+            let mut grads = tape.grad_with(&[composite], &[g], &wanted, true).into_iter();
+            return (0..n).map(|i| if needed[i] { grads.next() } else { None }).collect();
+        }
+        let rcs: Vec<_> = inputs.iter().map(|v| v.value()).collect();
+        let vals: Vec<&ArrayD<T>> = rcs.iter().map(|v| &**v).collect();
+        let (sv, gv) = (s.value(), g.value());
+        let (ss, gs) = (contiguous(&sv), contiguous(&gv));
+        // Each direction's rows of s and of its gradient, contiguous.
+        let nd = self.seqs.len();
+        let h2 = 2 * self.seqs[0].hidden;
+        let split = |x: &[T], d: usize| -> Vec<T> { x.chunks(h2).skip(d).step_by(nd).flatten().copied().collect() };
+        let per: Vec<(Vec<T>, Vec<T>)> = (0..nd).map(|d| (split(&ss, d), split(&gs, d))).collect();
+        let run = |d: usize| {
+            let w = vals[4 * d + 1].view().into_dimensionality::<Ix2>().expect("w_hh is 2-D");
+            kernels::lstm::backward(
+                &self.seqs[d],
+                &per[d].1,
+                &per[d].0,
+                &self.acts[d],
+                w,
+                &contiguous(vals[4 * d + 2]),
+                &contiguous(vals[4 * d + 3]),
+                self.seqs.len() > 1,
+            )
+        };
+        let results = if self.seqs.len() == 2 {
+            let (a, b) = rayon::join(|| run(0), || run(1));
+            vec![a, b]
+        } else {
+            (0..self.seqs.len()).map(run).collect()
+        };
+        let mut out = Vec::with_capacity(n);
+        for (d, (dp, dw, dh, dc)) in results.into_iter().enumerate() {
+            for (k, v) in [dp, dw, dh, dc].into_iter().enumerate() {
+                let i = 4 * d + k;
+                out.push(needed[i].then(|| g.constant(ArrayD::from_shape_vec(vals[i].raw_dim(), v).expect("shape"))));
+            }
+        }
+        out
+    }
+}
+
+/// One direction of `layer`, composed of differentiable ops (for backward passes that are recorded).
+fn direction_composite<'t, T: Float>(
+    proj: Var<'t, T>,
+    w_hh: Var<'t, T>,
+    h0: Var<'t, T>,
+    c0: Var<'t, T>,
+    seq: &Seq,
+) -> Var<'t, T> {
+    let (batch, hidden) = (seq.batch, seq.hidden);
+    let w_hh_t = w_hh.t();
+    let (mut h, mut c) = (h0, c0);
+    let mut states = vec![None; seq.steps];
+    let order: Vec<usize> = if seq.reverse { (0..seq.steps).rev().collect() } else { (0..seq.steps).collect() };
+    for t in order {
+        let valid: Vec<bool> = seq.lengths.iter().map(|&len| t < len).collect();
+        if valid.iter().any(|&v| v) {
+            let x_t = proj.narrow(1, t, 1).reshape(&[batch, 4 * hidden]);
+            let (h_new, c_new) = update(x_t + h.matmul(w_hh_t), c, hidden);
+            if valid.iter().all(|&v| v) {
+                (h, c) = (h_new, c_new);
+            } else {
+                let mask = h.constant(
+                    ArrayD::from_shape_vec(IxDyn(&[batch, 1]), valid.iter().map(|&v| indicator(v)).collect())
+                        .expect("mask shape"),
+                );
+                h = h + (h_new - h) * mask;
+                c = c + (c_new - c) * mask;
+            }
+        }
+        states[t] = Some(concat(&[h, c], 1));
+    }
+    let states: Vec<_> = states.into_iter().map(|s| s.expect("every step visited")).collect();
+    stack(&states, 1)
 }
 
 /// A single-layer LSTM over `x [B, T, I]` (batch first), bidirectional when `backward` weights are given.
@@ -195,17 +316,15 @@ pub fn lstm<'t, T: Float>(
         );
     }
     let flat = x.reshape(&[batch * steps, input]);
-    let mut outputs = Vec::new();
-    let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
+    let mut layer_inputs = Vec::new();
+    let mut seqs = Vec::new();
     for (d, w) in dirs.iter().enumerate() {
-        // The input projection of all steps at once, then one [B, 4H] slice per step.
-        let mut proj = flat.matmul(w.w_ih.t());
+        // The input projection of all steps at once, [B*T, 4H] (read as [B, T, 4H] by the layer op).
+        let mut proj = product(flat, false, w.w_ih, true);
         if let Some(b) = w.bias() {
             proj = proj + b;
         }
-        let proj = proj.reshape(&[batch, steps, 4 * hidden]);
-        let per_step: Vec<_> = (0..steps).map(|t| proj.narrow(1, t, 1).reshape(&[batch, 4 * hidden])).collect();
-        let state = match initial {
+        let (h0, c0) = match initial {
             Some((h0, c0)) => {
                 let pick = |s: Var<'t, T>| s.narrow(0, d, 1).reshape(&[batch, hidden]);
                 (pick(h0), pick(c0))
@@ -215,11 +334,22 @@ pub fn lstm<'t, T: Float>(
                 (zeros, zeros)
             }
         };
-        let (outs, (h, c)) = run_direction(&per_step, w.w_hh.t(), state, &lengths, d == 1);
-        outputs.push(stack(&outs, 1));
-        h_n.push(h);
-        c_n.push(c);
+        layer_inputs.extend([proj, w.w_hh, h0, c0]);
+        seqs.push(Seq { batch, steps, hidden, lengths: lengths.clone(), reverse: d == 1 });
     }
-    let out = if outputs.len() == 1 { outputs[0] } else { concat(&outputs, 2) };
+    // [B, T, D, 2H]: the outputs are the h halves, directions side by side as PyTorch lays them out.
+    let all = layer(&layer_inputs, seqs);
+    let nd = dirs.len();
+    let mut out = all.narrow(3, 0, hidden).reshape(&[batch, steps, nd * hidden]);
+    if lengths.iter().any(|&l| l < steps) {
+        let mask = ArrayD::from_shape_fn(IxDyn(&[batch, steps, 1]), |ix| indicator::<T>(ix[1] < lengths[ix[0]]));
+        out = out * x.constant(mask);
+    }
+    let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
+    for d in 0..nd {
+        let last = all.narrow(1, if d == 1 { 0 } else { steps - 1 }, 1).narrow(2, d, 1).reshape(&[batch, 2 * hidden]);
+        h_n.push(last.narrow(1, 0, hidden));
+        c_n.push(last.narrow(1, hidden, hidden));
+    }
     (out, (stack(&h_n, 0), stack(&c_n, 0)))
 }

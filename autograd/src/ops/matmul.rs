@@ -1,20 +1,61 @@
 //! Matrix products over the last two axes, batched over the leading ones.
+//!
+//! One op, `MatMul { ta, tb }`, computes `op(a) op(b)` where `op` swaps the last two axes of an operand whose
+//! flag is set; the kernel reads transposed operands through strides, so neither `matmul`'s forward nor its
+//! backward (`g b^T`, `a^T g`) materialises a transposed copy. Only the gradients that are needed are computed.
 
 use crate::{Op, Var};
 use kernels::Float;
 
-struct MatMul;
+struct MatMul {
+    ta: bool,
+    tb: bool,
+}
 
 impl<T: Float> Op<T> for MatMul {
     fn name(&self) -> &'static str {
         "matmul"
     }
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], _y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        let (a, b) = (inputs[0], inputs[1]);
-        let da = g.matmul(b.t()).sum_to(&a.shape());
-        let db = a.t().matmul(g).sum_to(&b.shape());
-        vec![Some(da), Some(db)]
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        self.backward_needed(inputs, y, g, &[true, true])
     }
+    fn backward_needed<'t>(
+        &self,
+        inputs: &[Var<'t, T>],
+        _y: Var<'t, T>,
+        g: Var<'t, T>,
+        needed: &[bool],
+    ) -> Vec<Option<Var<'t, T>>> {
+        let (a, b) = (inputs[0], inputs[1]);
+        // C = op(A) op(B): d op(A) = G op(B)^T and d op(B) = op(A)^T G, transposed back where A (or B) was.
+        let da = needed[0].then(|| {
+            match (self.ta, self.tb) {
+                (false, false) => product(g, false, b, true),
+                (false, true) => product(g, false, b, false),
+                (true, false) => product(b, false, g, true),
+                (true, true) => product(b, true, g, true),
+            }
+            .sum_to(&a.shape())
+        });
+        let db = needed[1].then(|| {
+            match (self.ta, self.tb) {
+                (false, false) => product(a, true, g, false),
+                (false, true) => product(g, true, a, false),
+                (true, false) => product(a, false, g, false),
+                (true, true) => product(g, true, a, true),
+            }
+            .sum_to(&b.shape())
+        });
+        vec![da, db]
+    }
+}
+
+/// `op(a) op(b)` recorded as one op, where `op` swaps the last two axes of an operand whose flag is set
+/// (without copying it). Shapes are the caller's to check.
+pub(crate) fn product<'t, T: Float>(a: Var<'t, T>, ta: bool, b: Var<'t, T>, tb: bool) -> Var<'t, T> {
+    let (av, bv) = (a.value(), b.value());
+    let v = kernels::gemm::matmul_t(av.view(), ta, bv.view(), tb);
+    a.tape().record(v, MatMul { ta, tb }, &[a, b])
 }
 
 impl<'t, T: Float> Var<'t, T> {
@@ -29,7 +70,7 @@ impl<'t, T: Float> Var<'t, T> {
             && (sa.len() == 2 || sb.len() == 2 || sa[..sa.len() - 2] == sb[..sb.len() - 2]);
         assert!(fits, "matmul: shapes {sa:?} and {sb:?} do not match");
         let v = kernels::gemm::matmul(a.view(), b.view());
-        self.tape().record(v, MatMul, &[self, other])
+        self.tape().record(v, MatMul { ta: false, tb: false }, &[self, other])
     }
 
     /// Swap the last two axes.
