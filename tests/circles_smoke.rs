@@ -51,6 +51,7 @@ fn smoke_run_writes_everything_and_resumes_exactly() {
             "interpolation.png",
             "tsne-x.png",
             "tsne-y.png",
+            "tsne-colour.png",
         ] {
             assert!(straight.join(model).join(f).exists(), "missing {model}/{f}");
         }

@@ -2,9 +2,9 @@
 //!
 //! - Figure 2 (`decomposition.png`): one row per test image: the input, the reconstruction, then each set
 //!   element's decoded image (its contribution `softmax_i * sigmoid(I_i)`), elements sorted by L-inf norm.
-//! - Figure 3 (`tsne-x.png`, `tsne-y.png`): images holding one red or green circle (radius 6) on a grid of
-//!   positions; for each, the set element whose decoded image holds the most of the circle; a 2-D t-SNE of
-//!   those elements, coloured by the circle's x and by its y.
+//! - Figure 3 (`tsne-x.png`, `tsne-y.png`, `tsne-colour.png`): images holding one red or green circle (radius 6)
+//!   on a grid of positions; for each, the set element whose decoded image holds the most of the circle; a 2-D
+//!   t-SNE of those elements, coloured by the circle's x, its y and its colour.
 //! - `interpolation.png`: a red circle moving from left to right beside a fixed green one; one row per frame.
 
 use super::data::{Circle, Circles, IMAGE_LEN, SIZE};
@@ -102,6 +102,11 @@ pub fn tsne_plots(model: &CirclesModel, side: usize, seed: u64, dir: &Path, name
     model.set_training(true);
     let embedding = tsne(&points, 30.0, 1000, seed);
     let xy: Vec<(f64, f64)> = embedding.rows().into_iter().map(|r| (r[0], r[1])).collect();
+    // Images are pushed red first, then green: the first half of the points are red circles.
+    let colours: Vec<usize> = (0..xy.len()).map(|i| usize::from(i >= xy.len() / 2)).collect();
+    ScatterPlot::new(&format!("{name}: t-SNE, circle colour"), xy.clone())
+        .classes(colours, &["red", "green"])
+        .save(dir.join("tsne-colour.png"))?;
     for (axis, values) in
         [("x", coords.iter().map(|c| c.0).collect::<Vec<_>>()), ("y", coords.iter().map(|c| c.1).collect())]
     {
