@@ -18,11 +18,16 @@ pub trait Op<T: Float> {
     /// Vector-Jacobian product: given the op's inputs, its output and the gradient `g` of the output, return
     /// one gradient per input (`None` for inputs that are not differentiable, such as indices). Written in
     /// differentiable ops, so it is recorded when the tape is recording.
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], output: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>>;
+    ///
+    /// An op implements this or [`Op::backward_needed`] (each defaults to the other; implementing neither
+    /// recurses forever). The default asks `backward_needed` for every gradient.
+    fn backward<'t>(&self, inputs: &[Var<'t, T>], output: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
+        self.backward_needed(inputs, output, g, &vec![true; inputs.len()])
+    }
 
     /// `backward` when only the gradients of the inputs with `needed[i]` will be used: an op may skip the
     /// others (returning `None` for them), as a matrix product whose weight gradient nobody asked for need not
-    /// compute it. The default computes them all.
+    /// compute it. The default computes them all with `backward`.
     fn backward_needed<'t>(
         &self,
         inputs: &[Var<'t, T>],

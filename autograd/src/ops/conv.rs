@@ -77,9 +77,6 @@ impl<T: Float> Op<T> for Conv2d<T> {
     fn name(&self) -> &'static str {
         "conv2d"
     }
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        self.backward_needed(inputs, y, g, &[true, true])
-    }
     fn backward_needed<'t>(
         &self,
         inputs: &[Var<'t, T>],
@@ -109,9 +106,6 @@ struct ConvTranspose2d {
 impl<T: Float> Op<T> for ConvTranspose2d {
     fn name(&self) -> &'static str {
         "conv_transpose2d"
-    }
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], x: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        self.backward_needed(inputs, x, g, &[true, true])
     }
     fn backward_needed<'t>(
         &self,
@@ -145,9 +139,6 @@ struct Conv2dWeightGrad {
 impl<T: Float> Op<T> for Conv2dWeightGrad {
     fn name(&self) -> &'static str {
         "conv2d_weight_grad"
-    }
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], w: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        self.backward_needed(inputs, w, g, &[true, true])
     }
     fn backward_needed<'t>(
         &self,

@@ -234,10 +234,6 @@ impl<T: Float> Op<T> for Binary {
         }
     }
 
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], y: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        self.backward_needed(inputs, y, g, &[true, true])
-    }
-
     fn backward_needed<'t>(
         &self,
         inputs: &[Var<'t, T>],

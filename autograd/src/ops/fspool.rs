@@ -145,9 +145,6 @@ impl<T: Float> Op<T> for PoolOp<T> {
     fn name(&self) -> &'static str {
         "fspool"
     }
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        self.backward_needed(inputs, out, g, &[true, true])
-    }
     fn backward_needed<'t>(
         &self,
         inputs: &[Var<'t, T>],
@@ -171,9 +168,6 @@ impl<T: Float> Op<T> for InputGradOp<T> {
     fn name(&self) -> &'static str {
         "fspool_input_grad"
     }
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, h: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        self.backward_needed(inputs, out, h, &[true, true])
-    }
     fn backward_needed<'t>(
         &self,
         inputs: &[Var<'t, T>],
@@ -193,9 +187,6 @@ struct WeightGradOp<T: Float> {
 impl<T: Float> Op<T> for WeightGradOp<T> {
     fn name(&self) -> &'static str {
         "fspool_weight_grad"
-    }
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], out: Var<'t, T>, h: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        self.backward_needed(inputs, out, h, &[true, true])
     }
     fn backward_needed<'t>(
         &self,

@@ -161,10 +161,6 @@ impl<T: Float> Op<T> for Layer<T> {
         "lstm"
     }
 
-    fn backward<'t>(&self, inputs: &[Var<'t, T>], s: Var<'t, T>, g: Var<'t, T>) -> Vec<Option<Var<'t, T>>> {
-        self.backward_needed(inputs, s, g, &vec![true; inputs.len()])
-    }
-
     fn backward_needed<'t>(
         &self,
         inputs: &[Var<'t, T>],
