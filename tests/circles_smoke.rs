@@ -1,7 +1,8 @@
 //! The Circles experiment end to end on its smoke profile: every output is written, and a run interrupted
 //! after its first step then resumed gives exactly the table of an uninterrupted run.
 
-use experiments::circles::{profile::Profile, run, train::INTERRUPTED, Args, Which};
+use experiments::circles::{profile::Profile, run, Args, Which};
+use experiments::training::INTERRUPTED;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 

@@ -31,7 +31,7 @@ fn main() {
         Command::Circles(<CirclesCli as Parser>::parse_from(["circles"]).args)
     });
     ctrlc::set_handler(|| {
-        if experiments::circles::train::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if experiments::training::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
             std::process::exit(130);
         }
         eprintln!("\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit at once)");

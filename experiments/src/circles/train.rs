@@ -5,19 +5,14 @@ use super::data::{Circles, IMAGE_LEN};
 use super::metrics::{objects_in, Decomposition};
 use super::model::{CirclesModel, ModelConfig};
 use super::profile::Settings;
+use crate::training::{epoch_order, interrupted as ctrl_c, Progress};
 use crate::Result;
 use autograd::Tape;
-use indicatif::{ProgressBar, ProgressStyle};
 use models::{Adam, AdamConfig, Checkpoint, Module, Optimizer, Scope};
 use ndarray::ArrayD;
-use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+use rand::{rngs::StdRng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
-
-/// Set by the Ctrl-C handler: the loop saves a checkpoint and stops.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// One model's run.
 pub struct RunSpec {
@@ -78,13 +73,6 @@ pub fn batch(data: &Circles, indices: &[usize]) -> ArrayD<f32> {
         v.extend_from_slice(data.image(i));
     }
     ArrayD::from_shape_vec(vec![indices.len(), 3, 64, 64], v).expect("image batch")
-}
-
-/// The training order of `epoch`: a permutation drawn from the seed and the epoch alone.
-fn epoch_order(len: usize, seed: u64, epoch: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..len).collect();
-    order.shuffle(&mut StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(epoch as u64)));
-    order
 }
 
 /// What one evaluated image gave: its reconstruction, the decoded elements and the counts.
@@ -162,19 +150,11 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
 
     let total = s.total_steps();
     let eval_subset: Vec<usize> = (0..s.eval_images.min(test.len())).collect();
-    let bar = ProgressBar::new(total as u64).with_position(step as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
-            .expect("template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(spec.name.clone());
+    let progress = Progress::new(&spec.name, step, total, 10);
     let (mut window_loss, mut window_steps) = (0.0f64, 0usize);
     let mut inner = (f64::NAN, f64::NAN);
     let mut interrupted = false;
-    let started = Instant::now();
     let seconds_before = seconds;
-    let first_step = step;
     while step < total {
         let epoch = step / s.steps_per_epoch();
         if let Some(srn) = &mut model.srn {
@@ -198,24 +178,13 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
         if let (Some(first), Some(last)) = (out.inner_losses.first(), out.inner_losses.last()) {
             inner = (*first as f64 / s.batch as f64, *last as f64 / s.batch as f64);
         }
-        bar.set_position(step as u64);
-        bar.set_message(format!("loss {per_image:.1}"));
-        if bar.is_hidden() && step % 10 == 0 {
-            // No terminal (a log file): a plain progress line instead of the bar.
-            let run = started.elapsed().as_secs_f64();
-            let per_step = run / (step - first_step) as f64;
-            eprintln!(
-                "{} step {step}/{total}: loss {per_image:.1} per image, {per_step:.2} s/step, ETA {:.0} s",
-                spec.name,
-                per_step * (total - step) as f64
-            );
-        }
+        progress.set(step, &format!("loss {per_image:.1} per image"));
         let epoch_done = step % s.steps_per_epoch() == 0;
         if step % s.eval_every == 0 || step == total {
             let (stats, _) = evaluate(&model, test, &eval_subset, s.batch, false);
             let point = CurvePoint {
                 step,
-                seconds: seconds_before + started.elapsed().as_secs_f64(),
+                seconds: seconds_before + progress.elapsed(),
                 train_error: window_loss / window_steps.max(1) as f64,
                 test_error: stats.error_per_image(),
                 decomposed: (0..stats.images.len()).map(|c| stats.rate(c).unwrap_or(f64::NAN)).collect(),
@@ -224,28 +193,26 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
                 inner_first: inner.0,
                 inner_last: inner.1,
             };
-            bar.suspend(|| {
-                eprintln!(
+            progress.println(&format!(
                     "{} step {step}/{total}: train {:.1}, test {:.1} per image, decomposed 1/2/3 circles {:.0}/{:.0}/{:.0}%, inner {:.2} -> {:.2}, {:.0}s",
                     spec.name, point.train_error, point.test_error, point.decomposed[1], point.decomposed[2], point.decomposed[3], point.inner_first, point.inner_last, point.seconds
-                )
-            });
+                ));
             curve.push(point);
             window_loss = 0.0;
             window_steps = 0;
         }
-        interrupted = INTERRUPTED.load(Ordering::SeqCst);
+        interrupted = ctrl_c();
         if epoch_done || step == total || interrupted {
-            seconds = seconds_before + started.elapsed().as_secs_f64();
+            seconds = seconds_before + progress.elapsed();
             save(&model, &adam, step, seconds, &curve)?;
         }
         if interrupted {
-            bar.abandon_with_message(format!("interrupted: checkpoint saved at step {step}; rerun with --resume"));
-            break;
+            progress.abandon(format!("interrupted: checkpoint saved at step {step}; rerun with --resume"));
+            return Ok(Outcome { model, curve, steps: step, seconds, interrupted });
         }
     }
-    bar.finish_and_clear();
-    seconds = seconds.max(seconds_before + started.elapsed().as_secs_f64());
+    seconds = seconds.max(seconds_before + progress.elapsed());
+    progress.finish();
     Ok(Outcome { model, curve, steps: step, seconds, interrupted })
 }
 
@@ -269,15 +236,5 @@ mod tests {
         assert_eq!(back[0].decomposed[0], 100.0);
         assert!(back[0].decomposed[1].is_nan() && back[0].inner_first.is_nan() && back[0].inner_last.is_nan());
         assert_eq!(back[0].step, 3);
-    }
-
-    #[test]
-    fn epoch_orders_are_permutations_fixed_by_seed_and_epoch() {
-        let a = epoch_order(50, 1, 0);
-        assert_eq!(a, epoch_order(50, 1, 0));
-        assert_ne!(a, epoch_order(50, 1, 1));
-        let mut sorted = a.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, (0..50).collect::<Vec<_>>());
     }
 }
