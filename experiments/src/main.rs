@@ -16,6 +16,8 @@ struct Cli {
 enum Command {
     /// The Circles decomposition experiment (Sec. 2.2, Table 1, Figures 2 and 3).
     Circles(experiments::circles::Args),
+    /// Sort-of-CLEVR: the RN against RN + SRN (Sec. 3.1, Table 2, Figure 4).
+    SortOfClevr(experiments::sort_of_clevr::Args),
     /// A Hessian-vector product through a small tanh network, checked against finite differences.
     Demo {
         /// Seed of the random network and vectors.
@@ -39,6 +41,7 @@ fn main() {
     .expect("Ctrl-C handler");
     let result = match command {
         Command::Circles(args) => experiments::circles::run(&args),
+        Command::SortOfClevr(args) => experiments::sort_of_clevr::run(&args),
         Command::Demo { seed } => {
             demo(seed);
             Ok(())

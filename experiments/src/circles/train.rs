@@ -34,25 +34,16 @@ pub struct CurvePoint {
     /// Squared error per image on the fixed evaluation subset.
     pub test_error: f64,
     /// % decomposed on the subset by number of circles 0..=10 (NaN where the subset has none).
-    #[serde(deserialize_with = "nan_if_null_vec")]
+    #[serde(deserialize_with = "crate::training::nan_if_null_vec")]
     pub decomposed: Vec<f64>,
     /// % decomposed over all subset images.
     pub decomposed_all: f64,
     /// The SRN's inner loss (per image) at the first and last inner step of the last training batch (NaN for
     /// the baseline).
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "crate::training::nan_if_null")]
     pub inner_first: f64,
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "crate::training::nan_if_null")]
     pub inner_last: f64,
-}
-
-// JSON has no NaN: serde_json writes it as null, and these read null back as NaN.
-fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-}
-
-fn nan_if_null_vec<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<f64>, D::Error> {
-    Ok(Vec::<Option<f64>>::deserialize(d)?.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
 /// How a run ended.

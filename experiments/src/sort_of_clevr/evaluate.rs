@@ -1,0 +1,171 @@
+//! Accuracy by question type, and the paper's robustness criterion: a Furthest question is answered robustly
+//! when the answer is right at every rotation of the shapes' positions.
+
+use super::data::{batch_of, Batch, Kind, Object, Question, SortOfClevr};
+use super::model::RnModel;
+use super::robustness::{centroid, rotate};
+use autograd::Tape;
+use models::{Module, Scope};
+use serde::{Deserialize, Serialize};
+
+/// Correct answers and questions asked, per question kind (in `Kind::ALL` order).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Accuracy {
+    pub correct: [usize; 6],
+    pub total: [usize; 6],
+}
+
+impl Accuracy {
+    pub fn add(&mut self, kind: Kind, correct: bool) {
+        let k = Kind::ALL.iter().position(|&x| x == kind).expect("a kind");
+        self.total[k] += 1;
+        self.correct[k] += usize::from(correct);
+    }
+
+    fn percent(&self, keep: impl Fn(Kind) -> bool) -> f64 {
+        let (mut c, mut t) = (0, 0);
+        for (k, kind) in Kind::ALL.iter().enumerate() {
+            if keep(*kind) {
+                c += self.correct[k];
+                t += self.total[k];
+            }
+        }
+        if t == 0 {
+            f64::NAN
+        } else {
+            100.0 * c as f64 / t as f64
+        }
+    }
+
+    /// % right on questions of `kind` (NaN when none was asked).
+    pub fn kind(&self, kind: Kind) -> f64 {
+        self.percent(|k| k == kind)
+    }
+
+    pub fn relational(&self) -> f64 {
+        self.percent(Kind::relational)
+    }
+
+    pub fn non_relational(&self) -> f64 {
+        self.percent(|k| !k.relational())
+    }
+
+    pub fn all(&self) -> f64 {
+        self.percent(|_| true)
+    }
+}
+
+/// The model's answers (argmax of the logits) to a batch, in eval mode and without an outer graph.
+pub fn predict(model: &RnModel, batch: &Batch) -> Vec<usize> {
+    let tape = Tape::new();
+    let scope = Scope::new(&tape);
+    let logits = tape.no_grad(|| {
+        let images = tape.constant(batch.images.clone());
+        let questions = tape.constant(batch.questions.clone());
+        model.forward(&scope, images, questions, false, 0).0
+    });
+    argmax_rows(&logits.value())
+}
+
+/// The index of each row's largest value in a `[B, C]` array.
+pub fn argmax_rows(logits: &ndarray::ArrayD<f32>) -> Vec<usize> {
+    let c = logits.shape()[1];
+    let v = logits.as_slice().expect("contiguous logits");
+    v.chunks(c).map(|row| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i)).collect()
+}
+
+/// Accuracy of `model` on every question of `data`.
+pub fn accuracy(model: &RnModel, data: &SortOfClevr, batch_size: usize) -> Accuracy {
+    model.set_training(false);
+    let mut acc = Accuracy::default();
+    let indices: Vec<usize> = (0..data.len()).collect();
+    for chunk in indices.chunks(batch_size) {
+        let batch = data.batch(chunk);
+        for ((p, a), k) in predict(model, &batch).iter().zip(&batch.answers).zip(&batch.kinds) {
+            acc.add(*k, p == a);
+        }
+    }
+    model.set_training(true);
+    acc
+}
+
+/// The robustness of a model on a set of (scene, Furthest question) items.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Robustness {
+    pub images: usize,
+    /// Answered right at every evaluated rotation.
+    pub robust: usize,
+    /// Answered right as generated (no rotation).
+    pub right_unrotated: usize,
+    /// Rotations that were evaluated, and those skipped because a shape would leave the image.
+    pub rotations_evaluated: usize,
+    pub rotations_skipped: usize,
+}
+
+impl Robustness {
+    pub fn percent(&self) -> f64 {
+        100.0 * self.robust as f64 / self.images.max(1) as f64
+    }
+
+    pub fn percent_right_unrotated(&self) -> f64 {
+        100.0 * self.right_unrotated as f64 / self.images.max(1) as f64
+    }
+}
+
+/// For every item, rotate its shapes' positions about their centroid by each of `angles` (the answer does not
+/// change: rotations keep distances) and ask the question at every rotation whose shapes stay in the image.
+/// An item is robust when every such answer is right; evaluation of an item stops at its first wrong answer.
+pub fn robustness(model: &RnModel, items: &[(Vec<Object>, Question)], angles: &[f32], batch: usize) -> Robustness {
+    model.set_training(false);
+    let mut r = Robustness { images: items.len(), ..Robustness::default() };
+    for (objects, question) in items {
+        let truth = question.answer(objects);
+        let unrotated = batch_of(&[(objects.as_slice(), *question)]);
+        r.right_unrotated += usize::from(predict(model, &unrotated)[0] == truth);
+        let centre = centroid(objects);
+        let mut robust = true;
+        for chunk in angles.chunks(batch) {
+            let scenes: Vec<Vec<Object>> = chunk.iter().filter_map(|&a| rotate(objects, a, centre)).collect();
+            r.rotations_skipped += chunk.len() - scenes.len();
+            if scenes.is_empty() {
+                continue;
+            }
+            let items: Vec<(&[Object], Question)> = scenes.iter().map(|s| (s.as_slice(), *question)).collect();
+            let answers = predict(model, &batch_of(&items));
+            r.rotations_evaluated += answers.len();
+            if answers.iter().any(|&a| a != truth) {
+                robust = false;
+                break;
+            }
+        }
+        r.robust += usize::from(robust);
+    }
+    model.set_training(true);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accuracy_splits_relational_from_non_relational() {
+        let mut a = Accuracy::default();
+        a.add(Kind::Shape, true);
+        a.add(Kind::Left, false);
+        a.add(Kind::Furthest, true);
+        a.add(Kind::Furthest, true);
+        a.add(Kind::Count, false);
+        assert_eq!(a.non_relational(), 50.0);
+        assert!((a.relational() - 200.0 / 3.0).abs() < 1e-9);
+        assert_eq!(a.kind(Kind::Furthest), 100.0);
+        assert!(a.kind(Kind::Closest).is_nan());
+        assert_eq!(a.all(), 60.0);
+    }
+
+    #[test]
+    fn argmax_takes_each_rows_largest() {
+        let l = ndarray::ArrayD::from_shape_vec(vec![2, 3], vec![0.1, 0.7, 0.2, 3.0, -1.0, 2.0]).unwrap();
+        assert_eq!(argmax_rows(&l), vec![1, 0]);
+    }
+}

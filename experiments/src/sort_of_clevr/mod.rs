@@ -1,0 +1,260 @@
+//! The Sort-of-CLEVR experiment (paper Sec. 3.1, Table 2, Figure 4): the relation network (RN) against the
+//! RN with the SRN between its CNN and its relation module, on the reference's generator.
+//!
+//! `run` trains both models with the same data, seeds and budget; each keeps its best validation point; then
+//! test accuracy by question type, the two robustness tasks, the inner-step ablation (RN + SRN tested with 0
+//! inner steps), the early-epoch check, Figure 4 and the speed, printed beside the paper's Table 2.
+
+pub mod data;
+pub mod evaluate;
+pub mod figure4;
+pub mod model;
+pub mod profile;
+pub mod robustness;
+pub mod table;
+pub mod train;
+
+use crate::circles::profile::Profile;
+use crate::Result;
+use data::SortOfClevr;
+use evaluate::{accuracy, robustness, Robustness};
+use model::{RnConfig, RnModel};
+use robustness::{angles, easy_dataset, synthetic_dataset};
+use std::path::PathBuf;
+use table::{EarlyCheck, ModelReport, SeedResult, Table2};
+use train::{load_model, snapshot_path, RunSpec};
+
+/// Which models a run trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Which {
+    Rn,
+    Srn,
+    Both,
+}
+
+/// The command line of `experiments sort-of-clevr`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Args {
+    /// Run size: smoke (CI), quick (minutes), standard (about two hours), paper (the paper's sizes).
+    #[arg(long, value_enum, default_value_t = Profile::Quick)]
+    pub profile: Profile,
+    #[arg(long, value_enum, default_value_t = Which::Both)]
+    pub model: Which,
+    /// Number of seeds (default: the profile's); seeds are `--seed`, `--seed + 1`, ...
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    /// The first seed (model initialisation, data order and dropout).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Seed of the generated datasets, shared by every model and seed.
+    #[arg(long, default_value_t = 0)]
+    pub data_seed: u64,
+    /// Output folder (default: runs/sort-of-clevr-<profile>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue from the checkpoints in the output folder.
+    #[arg(long)]
+    pub resume: bool,
+    /// Number of epochs (default: the profile's). A finished run can be extended with more and --resume.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// The SRN's inner steps r in training (default 5, the paper's).
+    #[arg(long)]
+    pub inner_steps: Option<usize>,
+    /// The SRN's inner step size alpha (default 0.1).
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Detach S0 from the outer gradient, as the released Circles code does (default: learned).
+    #[arg(long)]
+    pub detach_s0: bool,
+}
+
+impl Args {
+    fn srn_config(&self) -> RnConfig {
+        let mut c = RnConfig::rn_srn();
+        if let Some(srn) = &mut c.srn {
+            srn.steps = self.inner_steps.unwrap_or(srn.steps);
+            srn.alpha = self.alpha.unwrap_or(srn.alpha);
+            srn.learn_s0 = !self.detach_s0;
+        }
+        c
+    }
+
+    /// The RN + SRN run's name, with its ablation settings when they differ from the defaults.
+    fn srn_name(&self) -> String {
+        let mut name = String::from("rn-srn");
+        if self.detach_s0 {
+            name.push_str("-detach-s0");
+        }
+        if let Some(a) = self.alpha {
+            name.push_str(&format!("-alpha{a}"));
+        }
+        if let Some(r) = self.inner_steps {
+            name.push_str(&format!("-r{r}"));
+        }
+        name
+    }
+}
+
+/// The evaluation sets of the robustness tasks.
+struct RobustnessSets {
+    synthetic: Vec<(Vec<data::Object>, data::Question)>,
+    dataset: Vec<(Vec<data::Object>, data::Question)>,
+    angles: Vec<f32>,
+    batch: usize,
+}
+
+impl RobustnessSets {
+    fn evaluate(&self, model: &RnModel) -> (Robustness, Robustness) {
+        (
+            robustness(model, &self.synthetic, &self.angles, self.batch),
+            robustness(model, &self.dataset, &self.angles, self.batch),
+        )
+    }
+}
+
+/// Train and evaluate the requested models for every seed; print and save Table 2.
+pub fn run(args: &Args) -> Result<()> {
+    let mut settings = profile::settings(args.profile);
+    if let Some(e) = args.epochs {
+        settings.epochs = e;
+    }
+    let seeds: Vec<u64> = (0..args.seeds.unwrap_or(settings.seeds) as u64).map(|i| args.seed + i).collect();
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/sort-of-clevr-{:?}", args.profile).to_lowercase()));
+    std::fs::create_dir_all(&dir)?;
+    let srn_config = args.srn_config();
+    eprintln!(
+        "sort-of-clevr, profile {:?}: {} / {} / {} train / validation / test images (20 questions each), batch {}, {} epochs ({} steps), seeds {:?}, RN + SRN {:?}; output in {}",
+        args.profile,
+        settings.train_images,
+        settings.val_images,
+        settings.test_images,
+        settings.batch,
+        settings.epochs,
+        settings.total_steps(),
+        seeds,
+        srn_config,
+        dir.display()
+    );
+    let d = args.data_seed.wrapping_mul(8);
+    let train_data = SortOfClevr::generate(settings.train_images, d + 1);
+    let val_data = SortOfClevr::generate(settings.val_images, d + 2);
+    let test_data = SortOfClevr::generate(settings.test_images, d + 3);
+    let sets = RobustnessSets {
+        synthetic: synthetic_dataset(settings.synthetic_positions, d + 4),
+        dataset: easy_dataset(settings.easy_images, d + 5),
+        angles: angles(settings.rotations),
+        batch: settings.batch,
+    };
+
+    let mut specs: Vec<(String, RnConfig)> = Vec::new();
+    if matches!(args.model, Which::Rn | Which::Both) {
+        specs.push(("rn".into(), RnConfig::rn()));
+    }
+    if matches!(args.model, Which::Srn | Which::Both) {
+        specs.push((args.srn_name(), srn_config));
+    }
+    let mut reports: Vec<ModelReport> =
+        specs.iter().map(|(name, _)| ModelReport { name: name.clone(), results: Vec::new() }).collect();
+    let mut first_curves = Vec::new();
+    for (i, &seed) in seeds.iter().enumerate() {
+        for (m, (name, config)) in specs.iter().enumerate() {
+            let spec = RunSpec {
+                name: format!("{name}-seed{seed}"),
+                config: *config,
+                settings,
+                seed,
+                dir: dir.join(name).join(format!("seed{seed}")),
+            };
+            let outcome = train::train(&spec, &train_data, &val_data, args.resume)?;
+            if outcome.interrupted {
+                return Err(format!("interrupted during {}; rerun with --resume to continue", spec.name).into());
+            }
+            table::write_curve(&spec.dir.join("curve.csv"), &outcome.curve)?;
+            let mut model = outcome.model;
+            eprintln!("{}: testing the best validation point (step {})", spec.name, outcome.best_step);
+            let test = accuracy(&model, &test_data, settings.batch);
+            let (synthetic, dataset) = sets.evaluate(&model);
+            let zero_steps = config.srn.map(|srn| {
+                model.set_inner_steps(0);
+                let a = accuracy(&model, &test_data, settings.batch);
+                model.set_inner_steps(srn.steps);
+                a
+            });
+            let figure4_error = if i == 0 {
+                let f = figure4::Figure4 {
+                    images: settings.figure4_images,
+                    epochs: settings.figure4_epochs,
+                    width: settings.figure4_width,
+                    batch: settings.figure4_batch,
+                    seed,
+                };
+                Some(figure4::figure4(&model, &train_data, f, name, 6, &dir.join(format!("figure4-{name}.png")))?)
+            } else {
+                None
+            };
+            if i == 0 {
+                first_curves.push((name.clone(), outcome.curve.clone()));
+            }
+            reports[m].results.push(SeedResult {
+                seed,
+                steps: outcome.steps,
+                best_step: outcome.best_step,
+                train_seconds: outcome.train_seconds,
+                seconds_per_step: outcome.seconds_per_step(),
+                test,
+                synthetic,
+                dataset,
+                zero_steps,
+                early: None,
+                figure4_error,
+            });
+            if config.srn.is_some() {
+                let rn = reports.iter().find(|r| r.name == "rn").and_then(|r| r.results.last());
+                if let Some(rn) = rn.filter(|r| r.seed == seed) {
+                    let early = early_check(config, &spec.dir, &outcome.curve, rn.test.relational(), &sets)?;
+                    reports[m].results.last_mut().expect("just pushed").early = early;
+                }
+            }
+        }
+    }
+    table::learning_curves(&first_curves, &dir)?;
+    let inner_steps = srn_config.srn.map_or(0, |s| s.steps);
+    let report = Table2 { profile: args.profile, settings, inner_steps, models: reports };
+    println!("{}", report.markdown());
+    let stem = match args.srn_name().as_str() {
+        "rn-srn" => "table2".to_string(),
+        ablation => format!("table2-{ablation}"),
+    };
+    std::fs::write(dir.join(format!("{stem}.md")), report.markdown())?;
+    std::fs::write(dir.join(format!("{stem}.json")), serde_json::to_string_pretty(&report)?)?;
+    eprintln!("wrote {}/{stem}.md and {stem}.json", dir.display());
+    Ok(())
+}
+
+/// The latest RN + SRN snapshot whose validation relational accuracy is below `rn_relational`, and its
+/// robustness (None when even the first validation point was above it).
+fn early_check(
+    config: &RnConfig,
+    dir: &std::path::Path,
+    curve: &[train::CurvePoint],
+    rn_relational: f64,
+    sets: &RobustnessSets,
+) -> Result<Option<EarlyCheck>> {
+    let Some(point) = curve.iter().filter(|p| p.val.relational() < rn_relational).last() else {
+        return Ok(None);
+    };
+    let model = load_model(config, &snapshot_path(dir, point.step))?;
+    eprintln!("early-epoch check: the snapshot at step {}", point.step);
+    let (synthetic, dataset) = sets.evaluate(&model);
+    Ok(Some(EarlyCheck {
+        step: point.step,
+        val_relational: point.val.relational(),
+        rn_relational,
+        synthetic,
+        dataset,
+    }))
+}
