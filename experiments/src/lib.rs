@@ -2,6 +2,7 @@
 
 pub mod circles;
 pub mod report;
+pub mod sort_of_clevr;
 pub mod training;
 
 /// Experiments report any failure (I/O, a corrupt checkpoint, ...) with its message.
