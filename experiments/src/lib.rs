@@ -2,6 +2,7 @@
 
 pub mod circles;
 pub mod report;
+pub mod sort_of_clevr;
 
 /// Experiments report any failure (I/O, a corrupt checkpoint, ...) with its message.
 pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
