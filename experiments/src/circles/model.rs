@@ -86,47 +86,83 @@ impl Module<f32> for Encoder {
 }
 
 /// The set decoder `F`: every element decoded to an image by shared layers, then mixed per pixel.
+///
+/// Built for Circles by [`Decoder::new`] (10-dim elements, a `4 x 4` start, `64 x 64` images), or for other
+/// element sizes and image sides by [`Decoder::with_shape`]: a `s x s` start grows to `16s x 16s` (strides 2,
+/// 2, 4), and the logits are cropped to their top-left `out x out` corner.
 pub struct Decoder {
     project: Linear<f32>,
     project_norm: BatchNorm<f32>,
     deconvs: Vec<ConvTranspose2d<f32>>,
     norms: Vec<BatchNorm<f32>>,
     width: usize,
+    element_dim: usize,
+    start_side: usize,
+    out_side: usize,
 }
 
-/// A decoded set: the image `Y` `[B, 3, 64, 64]` and each element's contribution `softmax_i * sigmoid(I_i)`
-/// `[B, n, 3, 64, 64]`.
+/// A decoded set: the image `Y` `[B, 3, S, S]` and each element's contribution `softmax_i * sigmoid(I_i)`
+/// `[B, n, 3, S, S]` (`S = 64` for Circles).
 pub struct Decoded<'t> {
     pub image: Var<'t, f32>,
     pub elements: Var<'t, f32>,
 }
 
 impl Decoder {
-    fn new(v: usize, rng: &mut impl Rng) -> Self {
+    /// The Circles decoder of input width `v` (paper: 1024): elements of dimension 10 to `64 x 64` images.
+    pub fn new(v: usize, rng: &mut impl Rng) -> Self {
+        Self::with_shape(ELEMENT_DIM, v, 4, 64, rng)
+    }
+
+    /// Elements of dimension `element_dim` to `out_side x out_side` images: `Linear(element_dim -> v s s)` BN
+    /// ReLU as `v x s x s` (`s = start_side`), the three transposed convolutions to `16s x 16s`, cropped to the
+    /// top-left `out_side x out_side`. Parameters are drawn in the same order as [`Decoder::new`]'s.
+    pub fn with_shape(element_dim: usize, v: usize, start_side: usize, out_side: usize, rng: &mut impl Rng) -> Self {
+        assert!(v >= 4, "Decoder: width {v} must be at least 4 (the layers have v / 2 and v / 4 channels)");
+        assert!(
+            out_side > 0 && out_side <= 16 * start_side,
+            "Decoder: a {start_side} x {start_side} start decodes to {0} x {0}, which cannot be cropped to \
+             {out_side} x {out_side}",
+            16 * start_side
+        );
         let geoms = [
             (ConvGeom::strided(2, 1), v, v / 2),
             (ConvGeom::strided(2, 1), v / 2, v / 4),
             (ConvGeom::strided(4, 0), v / 4, 3),
         ];
+        let cells = start_side * start_side;
         Decoder {
-            project: Linear::new(ELEMENT_DIM, 16 * v, rng),
-            project_norm: BatchNorm::new(16 * v),
+            project: Linear::new(element_dim, cells * v, rng),
+            project_norm: BatchNorm::new(cells * v),
             deconvs: geoms.iter().map(|&(g, i, o)| ConvTranspose2d::new(i, o, 4, g, 0, false, rng)).collect(),
             norms: vec![BatchNorm::new(v / 2), BatchNorm::new(v / 4)],
             width: v,
+            element_dim,
+            start_side,
+            out_side,
         }
     }
 
-    /// Sets `[B, n, 10]` to images.
+    /// The side of the decoded images.
+    pub fn out_side(&self) -> usize {
+        self.out_side
+    }
+
+    /// Sets `[B, n, element_dim]` to images.
     pub fn forward<'t>(&self, scope: &Scope<'t, f32>, set: Var<'t, f32>) -> Decoded<'t> {
         let (b, n) = (set.shape()[0], set.shape()[1]);
-        let flat = set.reshape(&[b * n, ELEMENT_DIM]);
+        let flat = set.reshape(&[b * n, self.element_dim]);
         let h = self.project_norm.forward(scope, self.project.forward(scope, flat)).relu();
-        let mut h = h.reshape(&[b * n, self.width, 4, 4]);
+        let mut h = h.reshape(&[b * n, self.width, self.start_side, self.start_side]);
         for (deconv, norm) in self.deconvs.iter().zip(&self.norms) {
             h = norm.forward(scope, deconv.forward(scope, h)).relu();
         }
-        let logits = self.deconvs[2].forward(scope, h).reshape(&[b, n, 3, 64, 64]);
+        let mut logits = self.deconvs[2].forward(scope, h);
+        let (side, out) = (16 * self.start_side, self.out_side);
+        if out < side {
+            logits = logits.narrow(2, 0, out).narrow(3, 0, out);
+        }
+        let logits = logits.reshape(&[b, n, 3, out, out]);
         let elements = logits.softmax(1) * logits.sigmoid();
         Decoded { image: elements.sum_axes(&[1], false).clamp(0.0, 1.0), elements }
     }

@@ -3,7 +3,7 @@
 
 use super::data::{batch_of, Batch, Kind, Object, Question, SortOfClevr};
 use super::model::RnModel;
-use super::robustness::{centroid, rotate};
+use super::robustness::{centroid, rotate_placed};
 use autograd::Tape;
 use models::{Module, Scope};
 use serde::{Deserialize, Serialize};
@@ -113,7 +113,8 @@ impl Robustness {
 }
 
 /// For every item, rotate its shapes' positions about their centroid by each of `angles` (the answer does not
-/// change: rotations keep distances) and ask the question at every rotation whose shapes stay in the image.
+/// change: rotations keep distances), re-placed inside the image where a shape would leave it, and ask the
+/// question at every such rotation (an angle no translation fits is skipped).
 /// An item is robust when every such answer is right; evaluation of an item stops at its first wrong answer.
 pub fn robustness(model: &RnModel, items: &[(Vec<Object>, Question)], angles: &[f32], batch: usize) -> Robustness {
     model.set_training(false);
@@ -125,7 +126,7 @@ pub fn robustness(model: &RnModel, items: &[(Vec<Object>, Question)], angles: &[
         let centre = centroid(objects);
         let mut robust = true;
         for chunk in angles.chunks(batch) {
-            let scenes: Vec<Vec<Object>> = chunk.iter().filter_map(|&a| rotate(objects, a, centre)).collect();
+            let scenes: Vec<Vec<Object>> = chunk.iter().filter_map(|&a| rotate_placed(objects, a, centre)).collect();
             r.rotations_skipped += chunk.len() - scenes.len();
             if scenes.is_empty() {
                 continue;

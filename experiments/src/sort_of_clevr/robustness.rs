@@ -4,9 +4,11 @@
 //! A scene is rotated by turning the shapes' centre COORDINATES by an angle about a centre (the scene's centroid in
 //! the evaluation); the shapes are re-drawn axis-aligned at the rotated positions (rendering rounds them to the
 //! nearest pixel). Rotation keeps every pairwise distance, so the Furthest answer is invariant. A rotation that puts
-//! any centre outside the generator's range `[5, 70]` on either axis is not a valid scene: [`rotate`] returns `None`
-//! and the evaluation SKIPS that angle (an image is then judged on its remaining angles). The Synthetic task is built
-//! so that no angle is ever skipped.
+//! any centre outside the generator's range `[5, 70]` on either axis is not a valid scene as it stands
+//! ([`rotate`] returns `None`); the evaluation then re-places it: [`rotate_placed`] moves the turned scene by the
+//! smallest translation that brings every centre back inside (distances, hence the answer, are kept), and skips the
+//! angle only when the turned scene is wider than the range on an axis. The Synthetic task is built so that no angle
+//! ever needs either.
 //!
 //! - Robustness (Dataset): [`easy_dataset`], new random scenes with an "easy" Furthest question ([`is_easy`]).
 //! - Robustness (Synthetic): [`synthetic_dataset`], one fixed easy configuration at many positions.
@@ -19,21 +21,51 @@ pub const VALID: (f32, f32) = (5.0, 70.0);
 /// Angles per image in the paper's criterion.
 pub const ROTATIONS: usize = 720;
 
-/// Rotate every centre by `angle` (radians) about `centre`; None if any rotated centre falls outside the valid
-/// range [5, 70] on either axis (such rotations are skipped by the evaluation). Shapes and colours are kept.
-pub fn rotate(objects: &[Object], angle: f32, centre: (f32, f32)) -> Option<Vec<Object>> {
+/// Every centre turned by `angle` (radians) about `centre`, wherever it lands.
+fn turn(objects: &[Object], angle: f32, centre: (f32, f32)) -> Vec<Object> {
     let (s, c) = (angle as f64).sin_cos();
     let (cx, cy) = (centre.0 as f64, centre.1 as f64);
-    let inside = |v: f32| (VALID.0..=VALID.1).contains(&v);
     objects
         .iter()
         .map(|o| {
             let (dx, dy) = (o.x as f64 - cx, o.y as f64 - cy);
-            let x = (cx + c * dx - s * dy) as f32;
-            let y = (cy + s * dx + c * dy) as f32;
-            (inside(x) && inside(y)).then_some(Object { x, y, ..*o })
+            Object { x: (cx + c * dx - s * dy) as f32, y: (cy + s * dx + c * dy) as f32, ..*o }
         })
         .collect()
+}
+
+fn inside(v: f32) -> bool {
+    (VALID.0..=VALID.1).contains(&v)
+}
+
+/// Rotate every centre by `angle` (radians) about `centre`; None if any rotated centre falls outside the valid
+/// range [5, 70] on either axis. Shapes and colours are kept.
+pub fn rotate(objects: &[Object], angle: f32, centre: (f32, f32)) -> Option<Vec<Object>> {
+    let turned = turn(objects, angle, centre);
+    turned.iter().all(|o| inside(o.x) && inside(o.y)).then_some(turned)
+}
+
+/// The scene moved by the smallest translation that brings every centre into the valid range; None when its
+/// extent along an axis is wider than the range. A scene already inside is returned unchanged.
+pub fn place(objects: &[Object]) -> Option<Vec<Object>> {
+    let shift = |values: Vec<f32>| -> Option<f32> {
+        let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+        if hi - lo > VALID.1 - VALID.0 {
+            None
+        } else {
+            Some((VALID.0 - lo).max(0.0) + (VALID.1 - hi).min(0.0))
+        }
+    };
+    let dx = shift(objects.iter().map(|o| o.x).collect())?;
+    let dy = shift(objects.iter().map(|o| o.y).collect())?;
+    Some(objects.iter().map(|o| Object { x: o.x + dx, y: o.y + dy, ..*o }).collect())
+}
+
+/// The evaluation's rotation: turn the centres by `angle` about `centre`, then [`place`] the scene back inside
+/// the image if the turn pushed a shape out (a translation, so distances and the Furthest answer are kept).
+/// None only when no translation fits the turned scene; the evaluation skips those angles.
+pub fn rotate_placed(objects: &[Object], angle: f32, centre: (f32, f32)) -> Option<Vec<Object>> {
+    place(&turn(objects, angle, centre))
 }
 
 /// The mean of the centres.
@@ -309,5 +341,51 @@ mod tests {
         // The positions span the whole valid region, so the rotations reach near the edges.
         let (min, max) = (positions.iter().map(|p| p.0).min().unwrap(), positions.iter().map(|p| p.0).max().unwrap());
         assert!(min <= 26 && max >= 44, "{min}..{max}");
+    }
+
+    #[test]
+    fn placing_keeps_distances_lands_inside_and_leaves_fitting_scenes_alone() {
+        let data = SortOfClevr::generate(40, 9);
+        for scene in &data.scenes {
+            assert_eq!(place(scene).as_deref(), Some(scene.as_slice()), "a generated scene already fits");
+            let c = centroid(scene);
+            for a in angles(36) {
+                let turned = turn(scene, a, c);
+                match rotate_placed(scene, a, c) {
+                    Some(placed) => {
+                        assert!(placed.iter().all(|o| inside(o.x) && inside(o.y)));
+                        for (d0, d1) in pairwise(scene).iter().zip(pairwise(&placed)) {
+                            assert!((d0 - d1).abs() < 1e-3, "{d0} vs {d1}");
+                        }
+                        if let Some(r) = rotate(scene, a, c) {
+                            assert_eq!(r, placed, "a turn that stays inside is not moved");
+                        }
+                    }
+                    None => {
+                        let wide = |f: fn(&Object) -> f32| {
+                            let v: Vec<f32> = turned.iter().map(f).collect();
+                            v.iter().cloned().fold(f32::MIN, f32::max) - v.iter().cloned().fold(f32::MAX, f32::min)
+                        };
+                        assert!(wide(|o| o.x) > 65.0 || wide(|o| o.y) > 65.0, "skipped only when too wide");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn placing_evaluates_most_rotations_of_easy_scenes() {
+        // Without placement only about a fifth of the angles of an easy scene stay inside the image.
+        let (mut placed, mut kept, mut total) = (0usize, 0usize, 0usize);
+        for (scene, _) in easy_dataset(30, 4) {
+            let c = centroid(&scene);
+            for a in angles(72) {
+                placed += usize::from(rotate_placed(&scene, a, c).is_some());
+                kept += usize::from(rotate(&scene, a, c).is_some());
+                total += 1;
+            }
+        }
+        eprintln!("easy scenes: {placed} of {total} angles evaluated with placement, {kept} without");
+        assert!(placed > kept && placed * 10 >= total * 6, "{placed} / {total}");
     }
 }

@@ -1,0 +1,346 @@
+//! The Sort-of-CLEVR models (paper Sec. 3.1): the relation network (RN) of Santoro et al. as in the public
+//! reference code (kimhc6028/relational-networks), and RN + SRN, the Set Refiner Network inserted between the
+//! convolutions and the relation module.
+//!
+//! - Perception: 4 x [Conv2d 3x3 s2 p1 with bias, 24 channels, ReLU, then BatchNorm] on `[B, 3, 75, 75]`
+//!   images in `[0, 1]`: 75 -> 38 -> 19 -> 10 -> 5.
+//! - Objects: the 25 cells of the `5 x 5` map in row-major order (`cell = row * 5 + col`), each its 24
+//!   features and the coordinates `((row - 2) / 2, (col - 2) / 2)`: `[B, 25, 26]`. The reference computes the
+//!   row as `i / 5` and, under Python 3, that is a float division (`i / 5` is `0.2 i`, so its first coordinate
+//!   runs smoothly from -1 to 1.4 over the cells instead of naming the row); we use the integer row, the
+//!   evident intent.
+//! - g over all 625 ordered pairs `(i, j)`: `[o_j, o_i, q]` (26 + 26 + 11 = 63 values, in the reference's
+//!   order) -> 256 -> 256 -> 256 -> 256, ReLU after each, summed over the pairs. The first layer is linear,
+//!   so it is applied per object and the pair pre-activation is a broadcast sum (see [`RelationG`]); the
+//!   parameter is still the reference's single `Linear(63 -> 256)`.
+//! - f: 256 -> 256 ReLU -> 256 ReLU -> Dropout(0.5) (training only) -> 10 logits.
+//!
+//! RN + SRN (the paper inserts the SRN into the reference RN without further details; these are our
+//! choices, all in [`RnConfig`]):
+//! - `S0` = the 25 objects (features and coordinates); `z = Linear(600 -> Z)` of the conv features flattened
+//!   channel-major (`[B, 24, 5, 5]` as `[B, 600]`); `H_agg = FSEncoder(26 -> H -> H -> Z, FSPool k = 20)`.
+//! - Defaults: `Z = 64`, `H = 128`, `r = 5` inner steps, `alpha = 0.1`, momentum 0.5, and `S0` learned
+//!   (`learn_s0 = true`: the convolutions get gradient through the refinement as well as through `z`).
+//! - g runs on the refined set `S_r`.
+
+use autograd::{concat, ConvGeom, Var};
+use models::{Activation, BatchNorm, Conv2d, FSEncoder, Linear, Mlp, Module, Param, Scope, Srn, SrnConfig};
+use ndarray::ArrayD;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+use crate::circles::model::Decoder;
+
+/// Number of objects (cells of the final `5 x 5` feature map).
+pub const CELLS: usize = 25;
+/// Side of the final feature map.
+pub const SIDE: usize = 5;
+/// Channels of the perceptual CNN.
+pub const CHANNELS: usize = 24;
+/// An object: 24 features and 2 coordinates.
+pub const OBJECT_DIM: usize = CHANNELS + 2;
+/// Length of a question vector.
+pub const QUESTION_DIM: usize = 11;
+/// Number of answer classes.
+pub const ANSWERS: usize = 10;
+/// Width of g and f.
+pub const G_WIDTH: usize = 256;
+/// FSPool's number of pieces in `H_agg`.
+pub const FSPOOL_PIECES: usize = 20;
+/// Image side.
+pub const IMAGE_SIDE: usize = 75;
+/// f's dropout probability.
+pub const DROPOUT: f64 = 0.5;
+
+/// The model's settings: `srn` is `None` for the RN.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RnConfig {
+    /// The SRN's inner loop, or `None` for the plain RN.
+    pub srn: Option<SrnConfig>,
+    /// `|z|`, the output size of `H_embed` and `H_agg` (default 64).
+    pub z_dim: usize,
+    /// `H_agg`'s hidden width (default 128).
+    pub hagg_width: usize,
+}
+
+impl RnConfig {
+    /// The relation network.
+    pub fn rn() -> Self {
+        RnConfig { srn: None, z_dim: 64, hagg_width: 128 }
+    }
+
+    /// RN + SRN with the defaults of the module documentation.
+    pub fn rn_srn() -> Self {
+        RnConfig { srn: Some(SrnConfig { steps: 5, alpha: 0.1, momentum: 0.5, learn_s0: true }), ..Self::rn() }
+    }
+}
+
+/// The perceptual CNN.
+pub struct Perception {
+    pub convs: Vec<Conv2d<f32>>,
+    pub norms: Vec<BatchNorm<f32>>,
+}
+
+impl Perception {
+    pub fn new(rng: &mut impl Rng) -> Self {
+        let convs = (0..4)
+            .map(|i| Conv2d::new(if i == 0 { 3 } else { CHANNELS }, CHANNELS, 3, ConvGeom::strided(2, 1), true, rng))
+            .collect();
+        Perception { convs, norms: (0..4).map(|_| BatchNorm::new(CHANNELS)).collect() }
+    }
+
+    /// Images `[B, 3, 75, 75]` to the feature map `[B, 24, 5, 5]`.
+    pub fn features<'t>(&self, scope: &Scope<'t, f32>, images: Var<'t, f32>) -> Var<'t, f32> {
+        self.convs
+            .iter()
+            .zip(&self.norms)
+            .fold(images, |h, (conv, norm)| norm.forward(scope, conv.forward(scope, h).relu()))
+    }
+
+    /// A feature map `[B, 24, 5, 5]` to the objects `[B, 25, 26]`: each cell's features, then its coordinates.
+    pub fn objects<'t>(features: Var<'t, f32>) -> Var<'t, f32> {
+        let shape = features.shape();
+        assert_eq!(&shape[1..], &[CHANNELS, SIDE, SIDE], "Perception::objects: feature map of shape {shape:?}");
+        let b = shape[0];
+        let cells = features.reshape(&[b, CHANNELS, CELLS]).permute(&[0, 2, 1]);
+        concat(&[cells, features.constant(coordinates(b))], 2)
+    }
+}
+
+/// The cells' coordinates `[b, 25, 2]`: `((row - 2) / 2, (col - 2) / 2)` for `cell = row * 5 + col`.
+pub fn coordinates(b: usize) -> ArrayD<f32> {
+    ArrayD::from_shape_fn(vec![b, CELLS, 2], |ix| {
+        let v = if ix[2] == 0 { ix[1] / SIDE } else { ix[1] % SIDE };
+        (v as f32 - 2.0) / 2.0
+    })
+}
+
+impl Module<f32> for Perception {
+    fn params(&self) -> Vec<(String, Param<f32>)> {
+        let mut p = models::prefixed("convs", self.convs.params());
+        p.extend(models::prefixed("norms", self.norms.params()));
+        p
+    }
+    fn buffers(&self) -> Vec<(String, Param<f32>)> {
+        models::prefixed("norms", self.norms.buffers())
+    }
+    fn set_training(&self, training: bool) {
+        self.norms.set_training(training);
+    }
+}
+
+/// g: an MLP `63 -> 256 -> 256 -> 256 -> 256` with ReLU after every layer, applied to every ordered pair of
+/// objects with the question and summed over the pairs. Parameters "mlp.0.weight" `[256, 63]`, ...
+///
+/// The first layer's weight is split by columns into `W_a` (the first object, `o_j`), `W_b` (the second,
+/// `o_i`) and `W_q`: `W [o_j, o_i, q] + b = W_a o_j + (W_b o_i + W_q q + b)`, so both halves are computed
+/// once per object and the `[B, 25, 25, 256]` pre-activation is their broadcast sum.
+pub struct RelationG {
+    pub mlp: Mlp<f32>,
+}
+
+impl RelationG {
+    pub fn new(object_dim: usize, question_dim: usize, rng: &mut impl Rng) -> Self {
+        let sizes = [2 * object_dim + question_dim, G_WIDTH, G_WIDTH, G_WIDTH, G_WIDTH];
+        RelationG { mlp: Mlp::with_activations(&sizes, Activation::Relu, Activation::Relu, rng) }
+    }
+
+    /// Sets `[B, N, d]` and questions `[B, q]` (with `2d + q` the first layer's input) to `[B, 256]`.
+    pub fn forward<'t>(&self, scope: &Scope<'t, f32>, set: Var<'t, f32>, questions: Var<'t, f32>) -> Var<'t, f32> {
+        let (b, n, d, q) = self.check(&set, &questions);
+        let first = &self.mlp.layers[0];
+        let w = scope.param(&first.weight);
+        let objects = set.reshape(&[b * n, d]);
+        let a = objects.matmul(w.narrow(1, 0, d).t()).reshape(&[b, n, G_WIDTH]);
+        let mut per_question = questions.matmul(w.narrow(1, 2 * d, q).t());
+        if let Some(bias) = &first.bias {
+            per_question = per_question + scope.param(bias);
+        }
+        let c = objects.matmul(w.narrow(1, d, d).t()).reshape(&[b, n, G_WIDTH]) + per_question.unsqueeze(1);
+        // Pair (i, j) at [b, i, j]: W_a o_j + W_b o_i + W_q q + b.
+        let h = (a.unsqueeze(1) + c.unsqueeze(2)).relu().reshape(&[b * n * n, G_WIDTH]);
+        self.rest(scope, h, b, n)
+    }
+
+    /// The same function computed as the reference does: the `[B * N * N, 63]` matrix of all pairs
+    /// `[o_j, o_i, q]` through the whole MLP (slower and larger; for tests).
+    pub fn forward_naive<'t>(
+        &self,
+        scope: &Scope<'t, f32>,
+        set: Var<'t, f32>,
+        questions: Var<'t, f32>,
+    ) -> Var<'t, f32> {
+        let (b, n, d, q) = self.check(&set, &questions);
+        let oj = set.unsqueeze(1).broadcast_to(&[b, n, n, d]);
+        let oi = set.unsqueeze(2).broadcast_to(&[b, n, n, d]);
+        let qq = questions.unsqueeze(1).unsqueeze(1).broadcast_to(&[b, n, n, q]);
+        let pairs = concat(&[oj, oi, qq], 3).reshape(&[b * n * n, 2 * d + q]);
+        let first = &self.mlp.layers[0];
+        let h = first.forward(scope, pairs).relu();
+        self.rest(scope, h, b, n)
+    }
+
+    /// Layers 2.. on the pairs' first activations `[B * N * N, 256]`, summed over pairs to `[B, 256]`.
+    fn rest<'t>(&self, scope: &Scope<'t, f32>, h: Var<'t, f32>, b: usize, n: usize) -> Var<'t, f32> {
+        let h = self.mlp.layers[1..].iter().fold(h, |h, layer| layer.forward(scope, h).relu());
+        h.reshape(&[b, n * n, G_WIDTH]).sum_axes(&[1], false)
+    }
+
+    /// `(B, N, d, q)`, or a panic naming the shapes.
+    fn check(&self, set: &Var<'_, f32>, questions: &Var<'_, f32>) -> (usize, usize, usize, usize) {
+        let (s, qs) = (set.shape(), questions.shape());
+        let inputs = self.mlp.layers[0].in_features();
+        let fits = s.len() == 3 && qs.len() == 2 && s[0] == qs[0] && 2 * s[2] + qs[1] == inputs;
+        assert!(
+            fits,
+            "RelationG({inputs} inputs): sets {s:?} and questions {qs:?} are not [B, N, d] and [B, q] with \
+             2d + q = {inputs}"
+        );
+        (s[0], s[1], s[2], qs[1])
+    }
+}
+
+impl Module<f32> for RelationG {
+    fn params(&self) -> Vec<(String, Param<f32>)> {
+        models::prefixed("mlp", self.mlp.params())
+    }
+}
+
+/// f: `256 -> 256` ReLU `-> 256` ReLU, dropout 0.5 in training, `-> 10` logits. Parameters "mlp.0.weight", ...
+pub struct AnswerF {
+    pub mlp: Mlp<f32>,
+}
+
+impl AnswerF {
+    pub fn new(rng: &mut impl Rng) -> Self {
+        AnswerF { mlp: Mlp::new(&[G_WIDTH, G_WIDTH, G_WIDTH, ANSWERS], rng) }
+    }
+
+    /// `[B, 256]` to logits `[B, 10]`; with `training`, dropout with masks drawn from `dropout_seed`.
+    pub fn forward<'t>(
+        &self,
+        scope: &Scope<'t, f32>,
+        x: Var<'t, f32>,
+        training: bool,
+        dropout_seed: u64,
+    ) -> Var<'t, f32> {
+        let l = &self.mlp.layers;
+        let h = l[1].forward(scope, l[0].forward(scope, x).relu()).relu();
+        let h = h.dropout(DROPOUT, &mut StdRng::seed_from_u64(dropout_seed), training);
+        l[2].forward(scope, h)
+    }
+}
+
+impl Module<f32> for AnswerF {
+    fn params(&self) -> Vec<(String, Param<f32>)> {
+        models::prefixed("mlp", self.mlp.params())
+    }
+}
+
+/// RN, or RN + SRN when `srn` (and `embed`, `H_embed`) are present.
+pub struct RnModel {
+    pub perception: Perception,
+    /// `H_embed`: `Linear(600 -> Z)` of the flattened feature map (RN + SRN only).
+    pub embed: Option<Linear<f32>>,
+    pub srn: Option<Srn<FSEncoder<f32>>>,
+    pub g: RelationG,
+    pub f: AnswerF,
+}
+
+/// What the perceptual stage produced: the set fed to g, S0, and the SRN's inner losses (empty for RN).
+pub struct Perceived<'t> {
+    pub set: Var<'t, f32>,
+    pub s0: Var<'t, f32>,
+    pub inner_losses: Vec<f32>,
+}
+
+impl RnModel {
+    /// Parameters drawn in order: perception, `H_embed`, `H_agg`, g, f.
+    pub fn new(config: &RnConfig, rng: &mut impl Rng) -> Self {
+        let perception = Perception::new(rng);
+        let (embed, srn) = match config.srn {
+            None => (None, None),
+            Some(c) => {
+                let embed = Linear::new(CHANNELS * CELLS, config.z_dim, rng);
+                let h_agg = FSEncoder::new(OBJECT_DIM, config.hagg_width, config.z_dim, FSPOOL_PIECES, rng);
+                (Some(embed), Some(Srn::new(h_agg, c)))
+            }
+        };
+        let g = RelationG::new(OBJECT_DIM, QUESTION_DIM, rng);
+        RnModel { perception, embed, srn, g, f: AnswerF::new(rng) }
+    }
+
+    /// Perception (+ refinement): `training` records everything; otherwise call inside `tape.no_grad` (the SRN
+    /// still takes its inner gradients, exactly as `CirclesModel::forward` does).
+    pub fn perceive<'t>(&self, scope: &Scope<'t, f32>, images: Var<'t, f32>, training: bool) -> Perceived<'t> {
+        let features = self.perception.features(scope, images);
+        let s0 = Perception::objects(features);
+        match (&self.srn, &self.embed) {
+            (Some(srn), Some(embed)) => {
+                let b = features.shape()[0];
+                let z = embed.forward(scope, features.reshape(&[b, CHANNELS * CELLS]));
+                let r = srn.refine(scope, s0, z, training);
+                Perceived { set: r.last(), s0, inner_losses: r.losses }
+            }
+            _ => Perceived { set: s0, s0, inner_losses: Vec::new() },
+        }
+    }
+
+    /// The relation module: sets `[B, 25, 26]` and questions `[B, 11]` to logits `[B, 10]`.
+    pub fn relate<'t>(
+        &self,
+        scope: &Scope<'t, f32>,
+        set: Var<'t, f32>,
+        questions: Var<'t, f32>,
+        training: bool,
+        dropout_seed: u64,
+    ) -> Var<'t, f32> {
+        self.f.forward(scope, self.g.forward(scope, set, questions), training, dropout_seed)
+    }
+
+    /// Images and questions to logits `[B, 10]` and the SRN's inner losses.
+    pub fn forward<'t>(
+        &self,
+        scope: &Scope<'t, f32>,
+        images: Var<'t, f32>,
+        questions: Var<'t, f32>,
+        training: bool,
+        dropout_seed: u64,
+    ) -> (Var<'t, f32>, Vec<f32>) {
+        let p = self.perceive(scope, images, training);
+        (self.relate(scope, p.set, questions, training, dropout_seed), p.inner_losses)
+    }
+
+    /// Change r for evaluation (the ablation trains with 5 and evaluates with 0): no-op for the RN.
+    pub fn set_inner_steps(&mut self, r: usize) {
+        if let Some(srn) = &mut self.srn {
+            srn.config.steps = r;
+        }
+    }
+}
+
+impl Module<f32> for RnModel {
+    fn params(&self) -> Vec<(String, Param<f32>)> {
+        let mut p = models::prefixed("perception", self.perception.params());
+        if let Some(embed) = &self.embed {
+            p.extend(models::prefixed("embed", embed.params()));
+        }
+        if let Some(srn) = &self.srn {
+            p.extend(models::prefixed("srn", srn.params()));
+        }
+        p.extend(models::prefixed("g", self.g.params()));
+        p.extend(models::prefixed("f", self.f.params()));
+        p
+    }
+    fn buffers(&self) -> Vec<(String, Param<f32>)> {
+        models::prefixed("perception", self.perception.buffers())
+    }
+    fn set_training(&self, training: bool) {
+        self.perception.set_training(training);
+    }
+}
+
+/// Figure 4's reconstruction decoder on the perceptual set: the Circles decoder `F` for 26-dim elements, a
+/// `5 x 5` start (5 -> 10 -> 20 -> 80) cropped to `75 x 75`, of input width `width`.
+pub fn reconstruction_decoder(width: usize, rng: &mut impl Rng) -> Decoder {
+    Decoder::with_shape(OBJECT_DIM, width, SIDE, IMAGE_SIDE, rng)
+}
