@@ -49,12 +49,21 @@ fn smoke_run_writes_everything_and_resumes_exactly() {
     let straight = scratch("straight");
     run(&args(&straight, false)).expect("smoke run");
     let table = std::fs::read_to_string(straight.join("table2.md")).unwrap();
-    for row in ["Non-relational", "Relational", "Furthest", "Closest", "Count", "Robustness (Synthetic)", "Robustness (Dataset)"]
-    {
+    for row in [
+        "Non-relational",
+        "Relational",
+        "Furthest",
+        "Closest",
+        "Count",
+        "Robustness (Synthetic)",
+        "Robustness (Dataset)",
+    ] {
         assert!(table.contains(&format!("| {row} ")), "Table 2 lacks {row}:\n{table}");
     }
     assert!(table.contains("Ablation") && table.contains("Figure 4"), "{table}");
-    for f in ["curve-relational.png", "curve-non-relational.png", "curve-loss.png", "figure4-rn.png", "figure4-rn-srn.png"] {
+    for f in
+        ["curve-relational.png", "curve-non-relational.png", "curve-loss.png", "figure4-rn.png", "figure4-rn-srn.png"]
+    {
         assert!(straight.join(f).exists(), "missing {f}");
     }
     for model in ["rn", "rn-srn"] {

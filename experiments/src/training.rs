@@ -2,8 +2,8 @@
 //! asks a training loop to save a checkpoint and stop.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Deserialize;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+use serde::Deserialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -47,7 +47,7 @@ impl Progress {
     pub fn set(&self, step: usize, message: &str) {
         self.bar.set_position(step as u64);
         self.bar.set_message(message.to_string());
-        if self.bar.is_hidden() && step % self.every == 0 && step > self.start {
+        if self.bar.is_hidden() && step.is_multiple_of(self.every) && step > self.start {
             let per_step = self.elapsed() / (step - self.start) as f64;
             eprintln!(
                 "{} step {step}/{}: {message}, {per_step:.2} s/step, ETA {:.0} s",
@@ -64,11 +64,11 @@ impl Progress {
     }
 
     /// The run stopped early: leave the bar with a message.
-    pub fn abandon(self, message: String) {
+    pub fn abandon(&self, message: String) {
         self.bar.abandon_with_message(message);
     }
 
-    pub fn finish(self) {
+    pub fn finish(&self) {
         self.bar.finish_and_clear();
     }
 }

@@ -174,6 +174,7 @@ pub fn run(args: &Args) -> Result<()> {
                 return Err(format!("interrupted during {}; rerun with --resume to continue", spec.name).into());
             }
             table::write_curve(&spec.dir.join("curve.csv"), &outcome.curve)?;
+            let seconds_per_step = outcome.seconds_per_step();
             let mut model = outcome.model;
             eprintln!("{}: testing the best validation point (step {})", spec.name, outcome.best_step);
             let test = accuracy(&model, &test_data, settings.batch);
@@ -204,7 +205,7 @@ pub fn run(args: &Args) -> Result<()> {
                 steps: outcome.steps,
                 best_step: outcome.best_step,
                 train_seconds: outcome.train_seconds,
-                seconds_per_step: outcome.seconds_per_step(),
+                seconds_per_step,
                 test,
                 synthetic,
                 dataset,
@@ -244,17 +245,11 @@ fn early_check(
     rn_relational: f64,
     sets: &RobustnessSets,
 ) -> Result<Option<EarlyCheck>> {
-    let Some(point) = curve.iter().filter(|p| p.val.relational() < rn_relational).last() else {
+    let Some(point) = curve.iter().rfind(|p| p.val.relational() < rn_relational) else {
         return Ok(None);
     };
     let model = load_model(config, &snapshot_path(dir, point.step))?;
     eprintln!("early-epoch check: the snapshot at step {}", point.step);
     let (synthetic, dataset) = sets.evaluate(&model);
-    Ok(Some(EarlyCheck {
-        step: point.step,
-        val_relational: point.val.relational(),
-        rn_relational,
-        synthetic,
-        dataset,
-    }))
+    Ok(Some(EarlyCheck { step: point.step, val_relational: point.val.relational(), rn_relational, synthetic, dataset }))
 }

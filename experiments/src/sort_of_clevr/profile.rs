@@ -120,7 +120,9 @@ impl Settings {
 
     /// Whether validation runs after `step` steps.
     pub fn evaluates_at(&self, step: usize) -> bool {
-        step % self.eval_every == 0 || step % self.steps_per_epoch() == 0 || step == self.total_steps()
+        step.is_multiple_of(self.eval_every)
+            || step.is_multiple_of(self.steps_per_epoch())
+            || step == self.total_steps()
     }
 }
 

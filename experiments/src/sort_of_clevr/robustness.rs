@@ -58,7 +58,12 @@ pub fn place(objects: &[Object]) -> Option<Vec<Object>> {
     };
     let dx = shift(objects.iter().map(|o| o.x).collect())?;
     let dy = shift(objects.iter().map(|o| o.y).collect())?;
-    Some(objects.iter().map(|o| Object { x: o.x + dx, y: o.y + dy, ..*o }).collect())
+    // The clamp only absorbs rounding: the shift lands the extreme centres on the range's ends.
+    Some(objects.iter().map(|o| Object { x: clamp(o.x + dx), y: clamp(o.y + dy), ..*o }).collect())
+}
+
+fn clamp(v: f32) -> f32 {
+    v.clamp(VALID.0, VALID.1)
 }
 
 /// The evaluation's rotation: turn the centres by `angle` about `centre`, then [`place`] the scene back inside

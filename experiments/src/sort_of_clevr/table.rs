@@ -14,7 +14,10 @@ use serde::Serialize;
 use std::path::Path;
 
 /// The paper's Table 2: (row, RN, RN + SRN), mean and standard deviation over 5 runs.
-pub const PAPER: [(&str, (f64, f64), (f64, f64)); 6] = [
+/// A mean and a standard deviation.
+pub type MeanStd = (f64, f64);
+
+pub const PAPER: [(&str, MeanStd, MeanStd); 6] = [
     ("Relational", (95.1, 0.4), (96.9, 0.3)),
     ("Furthest", (91.4, 0.5), (95.9, 0.4)),
     ("Closest", (93.9, 0.9), (94.8, 0.5)),
@@ -143,7 +146,11 @@ impl Table2 {
                     r.best_step.to_string(),
                     format!("{:.3}", r.seconds_per_step),
                     format!("{:.0} s", r.train_seconds),
-                    format!("{:.1} / {:.1} %", r.synthetic.percent_right_unrotated(), r.dataset.percent_right_unrotated()),
+                    format!(
+                        "{:.1} / {:.1} %",
+                        r.synthetic.percent_right_unrotated(),
+                        r.dataset.percent_right_unrotated()
+                    ),
                     format!(
                         "{} / {}",
                         r.synthetic.rotations_evaluated + r.dataset.rotations_evaluated,
@@ -213,8 +220,15 @@ impl Table2 {
 
 /// A run's learning curve as CSV: one row per validation.
 pub fn write_curve(path: &Path, curve: &[CurvePoint]) -> Result<()> {
-    let mut header =
-        vec!["step", "train_seconds", "train_loss", "train_accuracy", "val_all", "val_non_relational", "val_relational"];
+    let mut header = vec![
+        "step",
+        "train_seconds",
+        "train_loss",
+        "train_accuracy",
+        "val_all",
+        "val_non_relational",
+        "val_relational",
+    ];
     header.extend(Kind::ALL.iter().map(|k| k.name()));
     header.extend(["inner_first", "inner_last"]);
     let rows: Vec<Vec<Cell>> = curve
@@ -250,7 +264,8 @@ pub fn learning_curves(curves: &[(String, Vec<CurvePoint>)], dir: &Path) -> Resu
             let all = |p: &CurvePoint| if kinds[0].relational() { p.val.relational() } else { p.val.non_relational() };
             chart.add_series(&format!("{name}, all {title}"), curve.iter().map(|p| (p.step as f64, all(p))));
             for k in kinds {
-                chart.add_series(&format!("{name}, {}", k.name()), curve.iter().map(|p| (p.step as f64, p.val.kind(k))));
+                chart
+                    .add_series(&format!("{name}, {}", k.name()), curve.iter().map(|p| (p.step as f64, p.val.kind(k))));
             }
         }
         chart.save(dir.join(format!("curve-{file}.png")))?;

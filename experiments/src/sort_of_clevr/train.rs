@@ -189,9 +189,10 @@ pub fn train(spec: &RunSpec, train: &SortOfClevr, val: &SortOfClevr, resume: boo
             break;
         }
     }
-    if !interrupted {
-        progress.finish();
+    if interrupted {
+        return Ok(Outcome { model, curve, best_step: best.0, steps: step, train_seconds, interrupted });
     }
+    progress.finish();
     let best_model = load_model(&spec.config, &spec.dir.join(BEST))?;
     Ok(Outcome { model: best_model, curve, best_step: best.0, steps: step, train_seconds, interrupted })
 }
