@@ -61,7 +61,8 @@ pub struct Args {
     /// The SRN's inner steps r in training (default 5, the paper's).
     #[arg(long)]
     pub inner_steps: Option<usize>,
-    /// The SRN's inner step size alpha (default 0.1).
+    /// The SRN's inner step size alpha (default 1.0: at 0.1, the Circles value, the 5 inner steps removed 0.06% of
+    /// the inner loss after 125 training steps, at 1.0 0.45%, at 10 1.6%; see RESULTS.md).
     #[arg(long)]
     pub alpha: Option<f64>,
     /// Detach S0 from the outer gradient, as the released Circles code does (default: learned).

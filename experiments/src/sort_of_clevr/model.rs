@@ -19,7 +19,7 @@
 //! choices, all in [`RnConfig`]):
 //! - `S0` = the 25 objects (features and coordinates); `z = Linear(600 -> Z)` of the conv features flattened
 //!   channel-major (`[B, 24, 5, 5]` as `[B, 600]`); `H_agg = FSEncoder(26 -> H -> H -> Z, FSPool k = 20)`.
-//! - Defaults: `Z = 64`, `H = 128`, `r = 5` inner steps, `alpha = 0.1`, momentum 0.5, and `S0` learned
+//! - Defaults: `Z = 64`, `H = 128`, `r = 5` inner steps, `alpha = 1.0`, momentum 0.5, and `S0` learned
 //!   (`learn_s0 = true`: the convolutions get gradient through the refinement as well as through `z`).
 //! - g runs on the refined set `S_r`.
 
@@ -70,7 +70,7 @@ impl RnConfig {
 
     /// RN + SRN with the defaults of the module documentation.
     pub fn rn_srn() -> Self {
-        RnConfig { srn: Some(SrnConfig { steps: 5, alpha: 0.1, momentum: 0.5, learn_s0: true }), ..Self::rn() }
+        RnConfig { srn: Some(SrnConfig { steps: 5, alpha: 1.0, momentum: 0.5, learn_s0: true }), ..Self::rn() }
     }
 }
 
