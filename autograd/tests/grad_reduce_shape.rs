@@ -33,5 +33,8 @@ grad_tests! {
     matmul_2d: |t, x| x[0].matmul(x[1]).square(), [uniform(&[2, 3], -1.0, 1.0, 26), uniform(&[3, 4], -1.0, 1.0, 27)];
     matmul_batched: |t, x| x[0].matmul(x[1]).square(), [uniform(&[2, 2, 3], -1.0, 1.0, 28), uniform(&[2, 3, 2], -1.0, 1.0, 29)];
     matmul_batch_by_2d: |t, x| x[0].matmul(x[1]).square(), [uniform(&[2, 2, 3], -1.0, 1.0, 30), uniform(&[3, 2], -1.0, 1.0, 31)];
+    matmul_nt_2d: |t, x| x[0].matmul_nt(x[1]).square(), [uniform(&[2, 3], -1.0, 1.0, 34), uniform(&[4, 3], -1.0, 1.0, 35)];
+    matmul_nt_batched: |t, x| x[0].matmul_nt(x[1]).square(), [uniform(&[2, 2, 3], -1.0, 1.0, 36), uniform(&[2, 4, 3], -1.0, 1.0, 37)];
+    matmul_nt_batch_by_2d: |t, x| x[0].matmul_nt(x[1]).square(), [uniform(&[2, 2, 3], -1.0, 1.0, 38), uniform(&[4, 3], -1.0, 1.0, 39)];
     matmul_2d_by_batch: |t, x| x[0].matmul(x[1]).square(), [uniform(&[2, 3], -1.0, 1.0, 32), uniform(&[2, 3, 2], -1.0, 1.0, 33)];
 }

@@ -69,7 +69,7 @@ impl<T: Float> Linear<T> {
         );
         let rows: usize = shape[..shape.len() - 1].iter().product();
         let x2 = if shape.len() == 2 { x } else { x.reshape(&[rows, n_in]) };
-        let mut y = x2.matmul(scope.param(&self.weight).t());
+        let mut y = x2.matmul_nt(scope.param(&self.weight));
         if let Some(b) = &self.bias {
             y = y + scope.param(b);
         }

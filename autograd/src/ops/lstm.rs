@@ -111,7 +111,7 @@ pub fn lstm_cell<'t, T: Float>(x: Var<'t, T>, (h, c): LstmState<'t, T>, w: &Lstm
         xs.len() == 2 && xs[1] == input && hs == [xs[0], hidden] && cs == hs,
         "lstm_cell: input {xs:?}, h {hs:?}, c {cs:?} do not fit I = {input}, H = {hidden}"
     );
-    let mut gates = x.matmul(w.w_ih.t()) + h.matmul(w.w_hh.t());
+    let mut gates = x.matmul_nt(w.w_ih) + h.matmul_nt(w.w_hh);
     if let Some(b) = w.bias() {
         gates = gates + b;
     }

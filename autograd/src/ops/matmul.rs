@@ -70,6 +70,18 @@ impl<'t, T: Float> Var<'t, T> {
         self.tape().record(v, MatMul { ta: false, tb: false }, &[self, other])
     }
 
+    /// `self @ other^T` over the last two axes, `other` read transposed through strides (no copy): a linear
+    /// layer's `x W^T`. The same shapes as `matmul` once `other`'s last two axes are swapped.
+    pub fn matmul_nt(self, other: Var<'t, T>) -> Var<'t, T> {
+        let (sa, sb) = (self.shape(), other.shape());
+        let fits = sa.len() >= 2
+            && sb.len() >= 2
+            && sa[sa.len() - 1] == sb[sb.len() - 1]
+            && (sa.len() == 2 || sb.len() == 2 || sa[..sa.len() - 2] == sb[..sb.len() - 2]);
+        assert!(fits, "matmul_nt: shapes {sa:?} and {sb:?} (transposed) do not match");
+        product(self, false, other, true)
+    }
+
     /// Swap the last two axes.
     pub fn t(self) -> Var<'t, T> {
         let n = self.ndim();

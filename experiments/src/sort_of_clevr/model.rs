@@ -150,12 +150,12 @@ impl RelationG {
         let first = &self.mlp.layers[0];
         let w = scope.param(&first.weight);
         let objects = set.reshape(&[b * n, d]);
-        let a = objects.matmul(w.narrow(1, 0, d).t()).reshape(&[b, n, G_WIDTH]);
-        let mut per_question = questions.matmul(w.narrow(1, 2 * d, q).t());
+        let a = objects.matmul_nt(w.narrow(1, 0, d)).reshape(&[b, n, G_WIDTH]);
+        let mut per_question = questions.matmul_nt(w.narrow(1, 2 * d, q));
         if let Some(bias) = &first.bias {
             per_question = per_question + scope.param(bias);
         }
-        let c = objects.matmul(w.narrow(1, d, d).t()).reshape(&[b, n, G_WIDTH]) + per_question.unsqueeze(1);
+        let c = objects.matmul_nt(w.narrow(1, d, d)).reshape(&[b, n, G_WIDTH]) + per_question.unsqueeze(1);
         // Pair (i, j) at [b, i, j]: W_a o_j + W_b o_i + W_q q + b.
         let h = (a.unsqueeze(1) + c.unsqueeze(2)).relu().reshape(&[b * n * n, G_WIDTH]);
         self.rest(scope, h, b, n)
