@@ -143,8 +143,9 @@ impl Unfold {
                                 v.write(x);
                             }
                         } else {
-                            for (q, v) in d.iter_mut().enumerate() {
-                                v.write(src[q * s1]);
+                            // Iterators rather than indices: no bounds check per element.
+                            for (v, &x) in d.iter_mut().zip(src.iter().step_by(s1)) {
+                                v.write(x);
                             }
                         }
                     }
@@ -185,8 +186,8 @@ impl Unfold {
                                 *d += v;
                             }
                         } else {
-                            for (q, &v) in src.iter().enumerate() {
-                                dst[q * s1] += v;
+                            for (d, &v) in dst.iter_mut().step_by(s1).zip(src) {
+                                *d += v;
                             }
                         }
                     }
