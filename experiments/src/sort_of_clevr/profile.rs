@@ -82,7 +82,7 @@ pub fn settings(profile: Profile) -> Settings {
             easy_images: 100,
             rotations: 720,
             figure4_images: 2_000,
-            figure4_epochs: 5,
+            figure4_epochs: 20,
             figure4_width: 64,
             figure4_batch: 32,
         },

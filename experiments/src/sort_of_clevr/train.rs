@@ -1,6 +1,7 @@
 //! Training one Sort-of-CLEVR model for one seed: Adam on the cross-entropy, validation every few steps (the
 //! learning curve), the best model kept by validation accuracy, a snapshot at every validation (for the
-//! early-epoch robustness check), checkpoints every epoch and on Ctrl-C, exact resumption.
+//! early-epoch robustness check), a checkpoint at every validation (so every epoch's end) and on Ctrl-C, exact
+//! resumption.
 
 use super::data::SortOfClevr;
 use super::evaluate::{accuracy, argmax_rows, Accuracy};
@@ -181,7 +182,7 @@ pub fn train(spec: &RunSpec, train: &SortOfClevr, val: &SortOfClevr, resume: boo
             (window_loss, window_right, window_steps) = (0.0, 0, 0);
         }
         interrupted = ctrl_c();
-        if step % s.steps_per_epoch() == 0 || step == total || interrupted {
+        if s.evaluates_at(step) || interrupted {
             save(&model, &adam, step, train_seconds, &curve, best)?;
         }
         if interrupted {
