@@ -164,12 +164,37 @@ def small_ops_row():
 
 
 class Rn(torch.nn.Module):
-    def __init__(self):
+    """The experiment's RN (the reference's formulation: the [B*625, 63] pair matrix through g); with `srn`, the
+    SRN between the convs and g as in experiments/src/sort_of_clevr/model.rs: S0 the 25 objects (learned),
+    z = Linear(600 -> 64) of the conv features, H_agg = 26 -> 128 -> 128 -> 64 (ReLU between) / 25 then FSPool (k = 20),
+    r = 5 inner steps, alpha 1.0, momentum 0.5, recorded with create_graph."""
+
+    def __init__(self, srn=False):
         super().__init__()
         self.convs = torch.nn.ModuleList([torch.nn.Conv2d(3 if i == 0 else 24, 24, 3, stride=2, padding=1) for i in range(4)])
         self.bns = torch.nn.ModuleList([torch.nn.BatchNorm2d(24) for _ in range(4)])
         self.g = torch.nn.ModuleList([torch.nn.Linear(63 if i == 0 else 256, 256) for i in range(4)])
         self.f = torch.nn.ModuleList([torch.nn.Linear(256, 256), torch.nn.Linear(256, 256), torch.nn.Linear(256, 10)])
+        self.srn = srn
+        if srn:
+            self.embed = torch.nn.Linear(600, 64)
+            self.hagg = torch.nn.ModuleList([torch.nn.Linear(26, 128), torch.nn.Linear(128, 128), torch.nn.Linear(128, 64)])
+            self.pool = torch.nn.Parameter(torch.randn(64, 21))
+            self.register_buffer("m", interpolation_matrix(20, 25))
+
+    def h_agg(self, s):
+        h = self.hagg[1](self.hagg[0](s).relu()).relu()
+        h = self.hagg[2](h)
+        return fspool(h.permute(0, 2, 1) / s.shape[1], self.pool, self.m)
+
+    def refine(self, s, z):
+        buf = None
+        for _ in range(5):
+            loss = (self.h_agg(s) - z).square().sum()
+            (g,) = torch.autograd.grad(loss, [s], create_graph=True)
+            buf = g if buf is None else buf * 0.5 + g
+            s = s - buf * 1.0
+        return s
 
     def forward(self, img, q):
         h = img
@@ -181,6 +206,8 @@ class Rn(torch.nn.Module):
         idx = torch.arange(cells)
         coords = torch.stack([(idx // side).float(), (idx % side).float()], 1).sub(2).div(2)
         objects = torch.cat([objects, coords.expand(batch, cells, 2)], 2)
+        if self.srn:
+            objects = self.refine(objects, self.embed(h.reshape(batch, -1)))
         d = ch + 2
         oi = objects.unsqueeze(1).expand(batch, cells, cells, d)
         oq = torch.cat([objects, q.unsqueeze(1).expand(batch, cells, q.shape[1])], 2)
@@ -189,13 +216,13 @@ class Rn(torch.nn.Module):
         for layer in self.g:
             x = layer(x).relu()
         x = x.reshape(batch, cells * cells, 256).sum(1)
-        x = self.f[1](self.f[0](x).relu()).relu()
+        x = F.dropout(self.f[1](self.f[0](x).relu()).relu(), 0.5, training=True)
         return self.f[2](x)
 
 
-def rn_row():
+def rn_row(srn=False):
     batch = 64
-    model = Rn()
+    model = Rn(srn)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     img = torch.rand(batch, 3, 75, 75)
@@ -226,6 +253,7 @@ def rows():
     yield "sets/lstm_bidir_fwd_bwd", lstm_row
     yield "sets/small_ops_1000", small_ops_row
     yield "rn/sort_of_clevr_train_step_b64", rn_row
+    yield "rn/sort_of_clevr_srn_train_step_b64", lambda: rn_row(srn=True)
 
 
 def main():

@@ -28,6 +28,7 @@ ROWS = {
     "sets/lstm_bidir_fwd_bwd": (0.5, None),
     "sets/small_ops_1000": (0.5, None),
     "rn/sort_of_clevr_train_step_b64": (1.0, None),
+    "rn/sort_of_clevr_srn_train_step_b64": (1.0, None),
 }
 
 
