@@ -258,8 +258,9 @@ pub fn learning_curves(curves: &[(String, Vec<CurvePoint>)], dir: &Path) -> Resu
         ("non-relational", "non-relational", [Kind::Shape, Kind::Left, Kind::Top]),
     ];
     for (file, title, kinds) in groups {
-        let mut chart = LineChart::new(&format!("Sort-of-CLEVR: validation accuracy, {title} questions"))
-            .labels("training step", "% right");
+        let mut chart = LineChart::new(&format!("validation accuracy, {title}"))
+            .labels("training step", "% right")
+            .size(960, 540);
         for (name, curve) in curves {
             let all = |p: &CurvePoint| if kinds[0].relational() { p.val.relational() } else { p.val.non_relational() };
             chart.add_series(&format!("{name}, all {title}"), curve.iter().map(|p| (p.step as f64, all(p))));
@@ -270,7 +271,7 @@ pub fn learning_curves(curves: &[(String, Vec<CurvePoint>)], dir: &Path) -> Resu
         }
         chart.save(dir.join(format!("curve-{file}.png")))?;
     }
-    let mut loss = LineChart::new("Sort-of-CLEVR: training cross-entropy").labels("training step", "loss");
+    let mut loss = LineChart::new("training cross-entropy").labels("training step", "loss").size(960, 540);
     for (name, curve) in curves {
         loss.add_series(name, curve.iter().map(|p| (p.step as f64, p.train_loss)));
     }
