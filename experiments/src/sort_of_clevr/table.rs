@@ -258,9 +258,8 @@ pub fn learning_curves(curves: &[(String, Vec<CurvePoint>)], dir: &Path) -> Resu
         ("non-relational", "non-relational", [Kind::Shape, Kind::Left, Kind::Top]),
     ];
     for (file, title, kinds) in groups {
-        let mut chart = LineChart::new(&format!("validation accuracy, {title}"))
-            .labels("training step", "% right")
-            .size(960, 540);
+        let mut chart =
+            LineChart::new(&format!("validation accuracy, {title}")).labels("training step", "% right").size(960, 540);
         for (name, curve) in curves {
             let all = |p: &CurvePoint| if kinds[0].relational() { p.val.relational() } else { p.val.non_relational() };
             chart.add_series(&format!("{name}, all {title}"), curve.iter().map(|p| (p.step as f64, all(p))));

@@ -87,7 +87,8 @@ const PER_IMAGE_MIN_POSITIONS: usize = 12;
 
 /// Whether a convolution of a batch of `b` images with `p` output positions each runs image by image.
 fn per_image(b: usize, p: usize) -> bool {
-    p >= PER_IMAGE_MIN_POSITIONS && b >= rayon::current_num_threads().max(2)
+    // Not on the thread count: the path decides how sums are grouped, and results must not depend on it.
+    p >= PER_IMAGE_MIN_POSITIONS && b >= 2
 }
 
 fn dims4<T>(a: &ArrayView4<T>) -> [usize; 4] {
@@ -179,7 +180,7 @@ pub fn conv2d_weight_grad_unfolded<T: Float>(x: &Unfolded<T>, gy: ArrayView4<T>)
     let gs = gy.as_slice().expect("contiguous gradient");
     let p = u.positions();
     let shape = (co, u.rows());
-    let dw = if x.per_chunk == 1 && b > 1 && rayon::current_num_threads() > 1 {
+    let dw = if x.per_chunk == 1 && b > 1 {
         // One image per chunk: image by image, in parallel runs.
         let dwt = image_sum((0..b).into_par_iter(), (shape.1, shape.0), |_, i, beta, acc| {
             gemm_serial(T::one(), x.chunks[i].view(), block(gs, i, co, p).t(), beta, acc);

@@ -42,17 +42,22 @@ pub(super) fn product_into<T: Float>(serial: bool, a: ArrayView2<T>, b: ArrayVie
     }
 }
 
+/// Images per run of the per-image sums: fixed, so that the grouping (and so the rounding) of a sum does not
+/// depend on the number of threads or on how they were scheduled.
+const RUN: usize = 8;
+
 /// The sum over `items` (one per image) of products `term(scratch, item, beta, acc)`, each `acc = x y + beta
-/// acc`. Runs of images are folded in parallel into sums of their own (rayon splits the runs adaptively, so a
-/// thread that falls behind does not hold the others up), which are added at the end. The first product of a
-/// run has beta = 0, so its sum needs no zero-fill.
+/// acc`. Runs of `RUN` consecutive images are folded in parallel into sums of their own, which are then added
+/// in image order: the result is the same, bit for bit, whatever the threads did. The first product of a run
+/// has beta = 0, so its sum needs no zero-fill.
 pub(super) fn image_sum<T: Float, X: Send>(
-    items: impl ParallelIterator<Item = X>,
+    items: impl IndexedParallelIterator<Item = X>,
     shape: (usize, usize),
     term: impl Fn(&mut Scratch<T>, X, T, ArrayViewMut2<T>) + Sync,
 ) -> Array2<T> {
-    items
-        .fold(
+    let runs: Vec<Option<Array2<T>>> = items
+        .fold_chunks(
+            RUN,
             || (Scratch::new(), None),
             |(mut sc, acc): (Scratch<T>, Option<Array2<T>>), x| {
                 let acc = match acc {
@@ -66,18 +71,15 @@ pub(super) fn image_sum<T: Float, X: Send>(
             },
         )
         .map(|(_, acc)| acc)
-        .reduce(
-            || None,
-            |a, b| match (a, b) {
-                (Some(mut a), Some(b)) => {
-                    a += &b;
-                    Some(a)
-                }
-                (a, None) => a,
-                (None, b) => b,
-            },
-        )
-        .unwrap_or_else(|| Array2::zeros(shape))
+        .collect();
+    let mut total: Option<Array2<T>> = None;
+    for run in runs.into_iter().flatten() {
+        match &mut total {
+            None => total = Some(run),
+            Some(t) => *t += &run,
+        }
+    }
+    total.unwrap_or_else(|| Array2::zeros(shape))
 }
 
 /// Per-thread buffers of the per-image path.

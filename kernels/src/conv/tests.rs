@@ -302,3 +302,36 @@ fn f32_matches_f64_on_both_paths() {
         }
     });
 }
+
+/// Weight gradients are sums over images; on the per-image path they are summed in fixed runs added in image
+/// order, so they are the same bit for bit on any number of threads and from run to run (a training run must
+/// not depend on scheduling: an interrupted and resumed run repeats a straight one exactly).
+#[test]
+fn weight_gradients_do_not_depend_on_threads() {
+    let (k, g) = ([4, 4], ConvGeom::strided(2, 1));
+    let b = 37;
+    // A per-image case and a chunked one.
+    for (case, size) in [[20, 22], [6, 6]].into_iter().enumerate() {
+        let x = filled([b, 3, size[0], size[1]], 1).mapv(|v| v as f32 * 1.37);
+        let w = filled([5, 3, k[0], k[1]], 2).mapv(|v| v as f32);
+        let y = conv2d(x.view(), w.view(), &g);
+        assert_eq!(per_image(b, y.dim().2 * y.dim().3), case == 0, "case {case} takes its path");
+        let gy = filled([b, 5, y.dim().2, y.dim().3], 3).mapv(|v| v as f32 * 0.71);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let (_, kept) = conv2d_keep(x.view(), w.view(), &g, true);
+                let (_, dw3) = conv2d_and_weight_grad(x.view(), w.view(), gy.view(), &g);
+                let dw1 = conv2d_weight_grad(x.view(), gy.view(), k, &g);
+                (dw1, conv2d_weight_grad_unfolded(&kept.unwrap(), gy.view()), dw3)
+            })
+        };
+        let first = run(1);
+        for threads in [1, 2, 3, 4, 2] {
+            let r = run(threads);
+            assert_eq!(r.0, first.0, "case {case}: conv2d_weight_grad on {threads} threads");
+            assert_eq!(r.1, first.1, "case {case}: conv2d_weight_grad_unfolded on {threads} threads");
+            assert_eq!(r.2, first.2, "case {case}: conv2d_and_weight_grad on {threads} threads");
+        }
+    }
+}
