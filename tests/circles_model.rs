@@ -1,7 +1,10 @@
 //! Symmetries of the Circles models (property tests): H_agg is invariant to the order of the set's elements,
 //! the SRN's refinement is equivariant to it, and the decoder's image is invariant to it.
 
+mod common;
+
 use autograd::Tape;
+use common::{close, permutation, refined};
 use experiments::circles::model::{CirclesModel, ModelConfig, ELEMENT_DIM, SET_SIZE};
 use models::{Module, Scope, SetEncoder, SrnConfig};
 use ndarray::{ArrayD, Axis};
@@ -23,17 +26,6 @@ fn random_set(seed: u64, batch: usize) -> ArrayD<f32> {
     ArrayD::from_shape_simple_fn(vec![batch, SET_SIZE, ELEMENT_DIM], || rng.gen_range(-1.0..1.0))
 }
 
-fn permutation(seed: u64) -> Vec<usize> {
-    use rand::seq::SliceRandom;
-    let mut p: Vec<usize> = (0..SET_SIZE).collect();
-    p.shuffle(&mut StdRng::seed_from_u64(seed));
-    p
-}
-
-fn close(a: &ArrayD<f32>, b: &ArrayD<f32>, tol: f32) -> bool {
-    a.shape() == b.shape() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * (1.0 + x.abs().max(y.abs())))
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
@@ -47,7 +39,7 @@ proptest! {
             let scope = Scope::new(&tape);
             (*h_agg.encode(&scope, tape.constant(s)).value()).clone()
         };
-        let permuted = set.select(Axis(1), &permutation(pseed));
+        let permuted = set.select(Axis(1), &permutation(SET_SIZE, pseed));
         prop_assert!(close(&encode(set), &encode(permuted), 1e-5));
     }
 
@@ -58,13 +50,8 @@ proptest! {
         let set = random_set(seed + 1, 2);
         let mut rng = StdRng::seed_from_u64(seed + 2);
         let z = ArrayD::from_shape_simple_fn(vec![2, 100], || rng.gen_range(-1.0f32..1.0));
-        let refine = |s: ArrayD<f32>| {
-            let tape = Tape::new();
-            let scope = Scope::new(&tape);
-            let r = tape.no_grad(|| srn.refine(&scope, tape.constant(s), tape.constant(z.clone()), false));
-            (*r.last().value()).clone()
-        };
-        let perm = permutation(pseed);
+        let refine = |s: ArrayD<f32>| refined(srn, &s, &z);
+        let perm = permutation(SET_SIZE, pseed);
         let refined = refine(set.clone());
         prop_assert!(close(&refine(set.select(Axis(1), &perm)), &refined.select(Axis(1), &perm), 1e-4));
     }
@@ -79,7 +66,7 @@ proptest! {
             let scope = Scope::new(&tape);
             (*tape.no_grad(|| model.decoder.forward(&scope, tape.constant(s))).image.value()).clone()
         };
-        let permuted = set.select(Axis(1), &permutation(pseed));
+        let permuted = set.select(Axis(1), &permutation(SET_SIZE, pseed));
         prop_assert!(close(&decode(set), &decode(permuted), 1e-5));
     }
 }

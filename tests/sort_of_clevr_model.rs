@@ -2,8 +2,11 @@
 //! pair matrix, the RN's invariance to the order of the objects, the SRN's equivariance, gradients through
 //! the refinement, the Figure 4 decoder's shape, and an overfitting check.
 
+mod common;
+
 use autograd::ops::loss::cross_entropy;
 use autograd::Tape;
+use common::{close, permutation, refined};
 use experiments::sort_of_clevr::model::{
     coordinates, reconstruction_decoder, RelationG, RnConfig, RnModel, ANSWERS, CELLS, G_WIDTH, OBJECT_DIM,
     QUESTION_DIM,
@@ -11,7 +14,7 @@ use experiments::sort_of_clevr::model::{
 use models::{Adam, AdamConfig, Module, Optimizer, Scope};
 use ndarray::{ArrayD, Axis};
 use proptest::prelude::*;
-use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
+use rand::{rngs::StdRng, Rng, SeedableRng};
 
 fn uniform(shape: &[usize], lo: f32, hi: f32, seed: u64) -> ArrayD<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -32,16 +35,6 @@ fn questions(b: usize, seed: u64) -> ArrayD<f32> {
         q[[i, rng.gen_range(8..11)]] = 1.0;
     }
     q
-}
-
-fn permutation(seed: u64) -> Vec<usize> {
-    let mut p: Vec<usize> = (0..CELLS).collect();
-    p.shuffle(&mut StdRng::seed_from_u64(seed));
-    p
-}
-
-fn close(a: &ArrayD<f32>, b: &ArrayD<f32>, tol: f32) -> bool {
-    a.shape() == b.shape() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * (1.0 + x.abs().max(y.abs())))
 }
 
 fn model(config: RnConfig, seed: u64) -> RnModel {
@@ -181,7 +174,7 @@ proptest! {
             let out = tape.no_grad(|| m.relate(&scope, tape.constant(s), tape.constant(q.clone()), false, 0));
             (*out.value()).clone()
         };
-        let permuted = set.select(Axis(1), &permutation(pseed));
+        let permuted = set.select(Axis(1), &permutation(CELLS, pseed));
         prop_assert!(close(&relate(set), &relate(permuted), 1e-4));
     }
 
@@ -191,13 +184,8 @@ proptest! {
         let srn = m.srn.as_ref().unwrap();
         let set = uniform(&[2, CELLS, OBJECT_DIM], -1.0, 1.0, seed + 1);
         let z = uniform(&[2, 64], -1.0, 1.0, seed + 2);
-        let refine = |s: ArrayD<f32>| {
-            let tape = Tape::new();
-            let scope = Scope::new(&tape);
-            let r = tape.no_grad(|| srn.refine(&scope, tape.constant(s), tape.constant(z.clone()), false));
-            (*r.last().value()).clone()
-        };
-        let perm = permutation(pseed);
+        let refine = |s: ArrayD<f32>| refined(srn, &s, &z);
+        let perm = permutation(CELLS, pseed);
         let refined = refine(set.clone());
         prop_assert!(!close(&refined, &set, 1e-6), "the refinement moved nothing");
         prop_assert!(close(&refine(set.select(Axis(1), &perm)), &refined.select(Axis(1), &perm), 1e-4));

@@ -1,0 +1,28 @@
+//! Helpers shared by the integration tests of the two experiments' models.
+
+#![allow(dead_code)]
+
+use autograd::Tape;
+use models::{FSEncoder, Scope, Srn};
+use ndarray::ArrayD;
+use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+
+/// A permutation of `0..n` drawn from `seed`.
+pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
+    let mut p: Vec<usize> = (0..n).collect();
+    p.shuffle(&mut StdRng::seed_from_u64(seed));
+    p
+}
+
+/// Same shape and every entry within `tol`, relative to the larger magnitude (absolute below 1).
+pub fn close(a: &ArrayD<f32>, b: &ArrayD<f32>, tol: f32) -> bool {
+    a.shape() == b.shape() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * (1.0 + x.abs().max(y.abs())))
+}
+
+/// The set `S_r` that `srn` refines `set` to towards `z`, at evaluation (no outer graph).
+pub fn refined(srn: &Srn<FSEncoder<f32>>, set: &ArrayD<f32>, z: &ArrayD<f32>) -> ArrayD<f32> {
+    let tape = Tape::new();
+    let scope = Scope::new(&tape);
+    let r = tape.no_grad(|| srn.refine(&scope, tape.constant(set.clone()), tape.constant(z.clone()), false));
+    (*r.last().value()).clone()
+}
