@@ -4,9 +4,10 @@
 # target/bench-compare/). Usage:
 #   benches/compare.sh [--quick] [--threads N] [--only SUBSTRING]
 # PEER_PYTHON selects the Python that has torch (default: python3). Without torch the PyTorch column is empty.
-# The peer runs with OMP_WAIT_POLICY=PASSIVE unless PEER_OMP_WAIT_POLICY says otherwise: on 2 cores shared with
-# other processes, OpenMP's default active waiting made PyTorch 10-100x slower (a 256^3 sgemm took 16 ms, the
-# length of a scheduler slice, instead of 0.3 ms), which would flatter the Rust column.
+# The peer runs with OpenMP's own default waiting (as PyTorch's users run it) unless PEER_OMP_WAIT_POLICY sets
+# OMP_WAIT_POLICY. On 2 cores shared with other processes, the default's spinning made PyTorch 10-100x slower
+# (a 256^3 sgemm took 16 ms, a scheduler slice, instead of 0.3 ms): PEER_OMP_WAIT_POLICY=PASSIVE there. On a
+# quiet machine PASSIVE handicaps PyTorch (its small products wait for sleeping threads): leave it unset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=""
@@ -32,7 +33,7 @@ py="${PEER_PYTHON:-python3}"
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
     echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "threads: $threads (RAYON_NUM_THREADS for Rust, torch.set_num_threads for PyTorch)"
-    echo "peer OMP_WAIT_POLICY: ${PEER_OMP_WAIT_POLICY:-PASSIVE}"
+    echo "peer OMP_WAIT_POLICY: ${PEER_OMP_WAIT_POLICY:-unset (OpenMP's default)}"
     echo "rustc: $(rustc --version)"
 } > "$out/machine.txt"
 cargo bench --bench peak 2>/dev/null | tee "$out/peak.txt"
@@ -44,7 +45,9 @@ peer_args=(--threads "$threads")
 [ -n "$quick" ] && peer_args+=(--quick)
 [ -n "$only" ] && peer_args+=(--only "$only")
 if "$py" -c 'import torch' 2>/dev/null; then
-    OMP_WAIT_POLICY="${PEER_OMP_WAIT_POLICY:-PASSIVE}" OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" \
+    policy=()
+    [ -n "${PEER_OMP_WAIT_POLICY:-}" ] && policy=(OMP_WAIT_POLICY="$PEER_OMP_WAIT_POLICY")
+    env "${policy[@]}" OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" \
         "$py" benches/peer/peer.py "${peer_args[@]}" | tee "$out/peer.jsonl"
 else
     echo "no torch for $py: the PyTorch column stays empty" >&2

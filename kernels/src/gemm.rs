@@ -26,6 +26,12 @@ pub fn gemm_into<T: Float>(alpha: T, a: ArrayView2<T>, b: ArrayView2<T>, beta: T
         gemm_serial(alpha, a, b, beta, c);
         return;
     }
+    if let Some((a32, b32, c32)) = f32_operands(&a, &b, &mut c) {
+        // SAFETY: the operands address m x k, k x n and m x n elements; c is borrowed mutably, so it aliases
+        // neither a nor b; f32_operands checked the element type and the CPU.
+        unsafe { crate::sgemm::par_sgemm(m, n, k, alpha.to_f64() as f32, a32, b32, beta.to_f64() as f32, c32) };
+        return;
+    }
     // One block of rows (or columns) per thread, each a whole product with its own packing.
     if m >= n {
         let step = m.div_ceil(parts);
@@ -40,19 +46,28 @@ pub fn gemm_into<T: Float>(alpha: T, a: ArrayView2<T>, b: ArrayView2<T>, beta: T
 
 /// `gemm_into` on the calling thread.
 pub fn gemm_serial<T: Float>(alpha: T, a: ArrayView2<T>, b: ArrayView2<T>, beta: T, mut c: ArrayViewMut2<T>) {
-    if TypeId::of::<T>() == TypeId::of::<f32>() && crate::sgemm::available() {
+    if let Some((a32, b32, c32)) = f32_operands(&a, &b, &mut c) {
         let (m, k) = a.dim();
-        let n = b.dim().1;
-        let mat = |v: &ArrayView2<T>| Mat { ptr: v.as_ptr() as *const f32, rs: v.strides()[0], cs: v.strides()[1] };
-        let out = MatMut { ptr: c.as_mut_ptr() as *mut f32, rs: c.strides()[0], cs: c.strides()[1] };
-        let (alpha, beta) = (alpha.to_f64() as f32, beta.to_f64() as f32);
-        // SAFETY: T is f32; the views address m x k, k x n and m x n elements; c is borrowed mutably, so it
-        // aliases neither a nor b; the CPU has AVX-512F.
-        unsafe { crate::sgemm::sgemm(m, n, k, alpha, mat(&a), mat(&b), beta, out) };
+        // SAFETY: as in gemm_into.
+        unsafe { crate::sgemm::sgemm(m, b.dim().1, k, alpha.to_f64() as f32, a32, b32, beta.to_f64() as f32, c32) };
     } else {
         // With beta = 0, matrixmultiply does not read c either.
         general_mat_mul(alpha, &a, &b, beta, &mut c);
     }
+}
+
+/// The operands as raw f32 matrices for the AVX-512 kernel, when `T` is f32 and the CPU has AVX-512F.
+fn f32_operands<T: Float>(
+    a: &ArrayView2<T>,
+    b: &ArrayView2<T>,
+    c: &mut ArrayViewMut2<T>,
+) -> Option<(Mat, Mat, MatMut)> {
+    if TypeId::of::<T>() != TypeId::of::<f32>() || !crate::sgemm::available() {
+        return None;
+    }
+    let mat = |v: &ArrayView2<T>| Mat { ptr: v.as_ptr() as *const f32, rs: v.strides()[0], cs: v.strides()[1] };
+    let out = MatMut { ptr: c.as_mut_ptr() as *mut f32, rs: c.strides()[0], cs: c.strides()[1] };
+    Some((mat(a), mat(b), out))
 }
 
 /// A right-hand operand prepared once for many products on the calling thread (packed for the AVX-512 kernel,
@@ -93,7 +108,19 @@ pub fn gemm_packed<T: Float>(alpha: T, a: ArrayView2<T>, b: &PackedRhs<T>, beta:
 
 /// `a b` for 2-D matrices.
 pub fn gemm<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>) -> Array2<T> {
-    let mut c = Array2::zeros((a.dim().0, b.dim().1));
+    let (m, n) = (a.dim().0, b.dim().1);
+    if TypeId::of::<T>() == TypeId::of::<f32>() && crate::sgemm::available() {
+        // The AVX-512 product with beta = 0 writes every element of c and reads none: no zero-filling first.
+        let mut c = Array2::<T>::uninit((m, n));
+        // SAFETY: the view covers c's m x n elements, which only the AVX-512 product (gemm_into's path for f32
+        // on this CPU) touches, writing each before c is taken as initialised.
+        unsafe {
+            let view = ArrayViewMut2::from_shape_ptr((m, n), c.as_mut_ptr() as *mut T);
+            gemm_into(T::one(), a, b, T::zero(), view);
+            return c.assume_init();
+        }
+    }
+    let mut c = Array2::zeros((m, n));
     gemm_into(T::one(), a, b, T::zero(), c.view_mut());
     c
 }

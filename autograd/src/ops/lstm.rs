@@ -194,7 +194,13 @@ impl<T: Float> Op<T> for Layer<T> {
         // Each direction's rows of s and of its gradient, contiguous.
         let nd = self.seqs.len();
         let h2 = 2 * self.seqs[0].hidden;
-        let split = |x: &[T], d: usize| -> Vec<T> { x.chunks(h2).skip(d).step_by(nd).flatten().copied().collect() };
+        let split = |x: &[T], d: usize| -> Vec<T> {
+            let mut out = Vec::with_capacity(x.len() / nd);
+            for row in x.chunks_exact(h2).skip(d).step_by(nd) {
+                out.extend_from_slice(row);
+            }
+            out
+        };
         let per: Vec<(Vec<T>, Vec<T>)> = (0..nd).map(|d| (split(&ss, d), split(&gs, d))).collect();
         let run = |d: usize| {
             let w = vals[4 * d + 1].view().into_dimensionality::<Ix2>().expect("w_hh is 2-D");
