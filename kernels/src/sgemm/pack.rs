@@ -29,10 +29,10 @@ pub(super) unsafe fn pack_a<const R: usize>(mc: usize, kc: usize, a: Mat, i0: us
                 }
             }
         } else if a.rs == 1 {
-            // A stored transposed (a^T g in a backward pass): each k's values are contiguous.
+            // A stored transposed (a^T g in a backward pass): each k's values are contiguous, one masked
+            // vector (a call to memcpy per 14 values cost more than the copy).
             for p in 0..kc {
-                let src = std::slice::from_raw_parts(base.offset(p as isize * a.cs), rows);
-                panel[p * rows..(p + 1) * rows].copy_from_slice(src);
+                copy_16(base.offset(p as isize * a.cs), panel.as_mut_ptr().add(p * rows), rows);
             }
         } else {
             for p in 0..kc {
@@ -62,10 +62,12 @@ pub(super) unsafe fn pack_b(kc: usize, nc: usize, b: Mat, p0: usize, j0: usize, 
 pub(super) unsafe fn pack_b_panel(kc: usize, cols: usize, b: Mat, p0: usize, j0: usize, panel: &mut [f32]) {
     let base = b.ptr.offset(p0 as isize * b.rs + j0 as isize * b.cs);
     if b.cs == 1 {
+        // Two masked vectors per k, zero past `cols`.
+        let (lo, hi) = (cols.min(16), cols.saturating_sub(16));
         for p in 0..kc {
-            let src = std::slice::from_raw_parts(base.offset(p as isize * b.rs), cols);
-            panel[p * NR..p * NR + cols].copy_from_slice(src);
-            panel[p * NR + cols..(p + 1) * NR].fill(0.0);
+            let (src, dst) = (base.offset(p as isize * b.rs), panel.as_mut_ptr().add(p * NR));
+            copy_16_padded(src, dst, lo);
+            copy_16_padded(src.add(16), dst.add(16), hi);
         }
         return;
     }
@@ -95,6 +97,20 @@ pub(super) unsafe fn pack_b_panel(kc: usize, cols: usize, b: Mat, p0: usize, j0:
             panel[p * NR + j] = *col.offset(p as isize * b.rs);
         }
     }
+}
+
+/// `dst[..n] = src[..n]` for `n <= 16` (nothing else read or written).
+#[target_feature(enable = "avx512f")]
+unsafe fn copy_16(src: *const f32, dst: *mut f32, n: usize) {
+    let mask: __mmask16 = if n >= 16 { 0xffff } else { (1u16 << n) - 1 };
+    _mm512_mask_storeu_ps(dst, mask, _mm512_maskz_loadu_ps(mask, src));
+}
+
+/// `dst[..16] = src[..n]` followed by zeros, for `n <= 16` (only `src[..n]` read).
+#[target_feature(enable = "avx512f")]
+unsafe fn copy_16_padded(src: *const f32, dst: *mut f32, n: usize) {
+    let mask: __mmask16 = if n >= 16 { 0xffff } else { (1u16 << n) - 1 };
+    _mm512_storeu_ps(dst, _mm512_maskz_loadu_ps(mask, src));
 }
 
 /// Read `rows <= 16` rows of 16 contiguous values (row `i` at `src + i * src_stride`) and write the transpose:
