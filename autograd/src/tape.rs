@@ -102,6 +102,12 @@ impl<T: Float> Tape<T> {
         self.len() == 0
     }
 
+    /// Elements the tape's nodes hold (a value shared by several nodes counted for each): what a step keeps
+    /// in memory until the tape is dropped.
+    pub fn live_elements(&self) -> usize {
+        self.nodes.borrow().iter().map(|n| n.value.len()).sum()
+    }
+
     /// Whether new ops are recorded for differentiation.
     pub fn is_recording(&self) -> bool {
         self.recording.get()
@@ -207,10 +213,11 @@ impl<T: Float> Tape<T> {
             }
         }
         let mut grads: Vec<Option<Var<'t, T>>> = vec![None; n];
+        let mut scratch = Scratch::new(self, !create_graph, wrt);
         self.with_recording(create_graph, || {
             for (o, s) in outputs.iter().zip(seeds) {
                 if reach[o.id - lo] {
-                    accumulate(&mut grads[o.id - lo], *s);
+                    scratch.accumulate(&mut grads[o.id - lo], *s);
                 }
             }
             for i in (lo..=hi).rev() {
@@ -227,6 +234,7 @@ impl<T: Float> Tape<T> {
                 }
                 let in_vars: Vec<_> = inputs.iter().map(|&j| self.var(j)).collect();
                 let needed: Vec<bool> = inputs.iter().map(|&j| j >= lo && reach[j - lo]).collect();
+                let made_from = self.len();
                 let in_grads = op.backward_needed(&in_vars, self.var(i), g, &needed);
                 assert_eq!(
                     in_grads.len(),
@@ -234,8 +242,11 @@ impl<T: Float> Tape<T> {
                     "{}: backward returned the wrong number of gradients",
                     op.name()
                 );
+                // What the rule computed on the way to its results is not needed any more.
+                scratch.drop_between(made_from, self.len(), &in_grads);
                 for (&j, gj) in inputs.iter().zip(in_grads) {
-                    if let (true, Some(gj)) = (j >= lo && reach[j - lo], gj) {
+                    let Some(gj) = gj else { continue };
+                    if j >= lo && reach[j - lo] {
                         let (want, got) = (self.var(j).shape(), gj.shape());
                         assert_eq!(
                             want,
@@ -243,20 +254,106 @@ impl<T: Float> Tape<T> {
                             "{}: backward gave a gradient of shape {got:?} for an input of shape {want:?}",
                             op.name()
                         );
-                        accumulate(&mut grads[j - lo], gj);
+                        scratch.accumulate(&mut grads[j - lo], gj);
+                    } else {
+                        scratch.unused(gj);
                     }
                 }
+                scratch.consumed(&mut grads[i - lo], i);
+                scratch.release_unheld();
             }
         });
         wrt.iter().map(|v| grads[v.id - lo].unwrap_or_else(|| v.zeros_like())).collect()
     }
 }
 
-fn accumulate<'t, T: Float>(slot: &mut Option<Var<'t, T>>, g: Var<'t, T>) {
-    *slot = Some(match *slot {
-        Some(acc) => acc + g,
-        None => g,
-    });
+/// The bookkeeping that lets a backward pass without `create_graph` drop its intermediate gradients as soon as
+/// it is done with them (their nodes keep an empty value), instead of holding every one until the tape goes:
+/// a long pass then reuses a few cache-resident buffers, and peak memory is the forward pass's plus little.
+/// Only nodes the pass itself created are dropped; with `create_graph` nothing is (the gradient is a graph).
+struct Scratch<'t, T: Float> {
+    tape: &'t Tape<T>,
+    on: bool,
+    /// Nodes from this id on were created by the pass.
+    first: usize,
+    /// Ids whose gradients are results (never dropped).
+    results: Vec<usize>,
+    /// How many gradient slots hold each node the pass created.
+    held: std::collections::HashMap<usize, usize>,
+    /// Nodes that may have lost their last holder.
+    candidates: Vec<usize>,
+    empty: Rc<ArrayD<T>>,
+}
+
+impl<'t, T: Float> Scratch<'t, T> {
+    fn new(tape: &'t Tape<T>, on: bool, wrt: &[Var<'t, T>]) -> Self {
+        Scratch {
+            tape,
+            on,
+            first: tape.len(),
+            results: wrt.iter().map(|v| v.id).collect(),
+            held: Default::default(),
+            candidates: Vec::new(),
+            empty: Rc::new(ArrayD::zeros(ndarray::IxDyn(&[0]))),
+        }
+    }
+
+    /// Add `g` into a gradient slot.
+    fn accumulate(&mut self, slot: &mut Option<Var<'t, T>>, g: Var<'t, T>) {
+        let sum = match *slot {
+            Some(acc) => {
+                self.let_go(acc);
+                self.candidates.push(g.id);
+                acc + g
+            }
+            None => g,
+        };
+        *self.held.entry(sum.id).or_default() += 1;
+        *slot = Some(sum);
+    }
+
+    /// A gradient a rule returned that no slot takes.
+    fn unused(&mut self, g: Var<'t, T>) {
+        self.candidates.push(g.id);
+    }
+
+    /// Node `i`'s gradient has been passed on to its inputs: the slot is emptied unless it is a result.
+    fn consumed(&mut self, slot: &mut Option<Var<'t, T>>, i: usize) {
+        if let (true, Some(g)) = (self.on && !self.results.contains(&i), *slot) {
+            self.let_go(g);
+            *slot = None;
+        }
+    }
+
+    fn let_go(&mut self, g: Var<'t, T>) {
+        if let Some(count) = self.held.get_mut(&g.id) {
+            *count -= 1;
+        }
+        self.candidates.push(g.id);
+    }
+
+    /// Drop the nodes created in `from..to` except the gradients a rule returned.
+    fn drop_between(&mut self, from: usize, to: usize, kept: &[Option<Var<'t, T>>]) {
+        if self.on {
+            for id in (from..to).filter(|&id| !kept.iter().flatten().any(|g| g.id == id)) {
+                self.release(id);
+            }
+        }
+    }
+
+    /// Drop every candidate the pass created that no slot holds.
+    fn release_unheld(&mut self) {
+        for id in std::mem::take(&mut self.candidates) {
+            if self.on && id >= self.first && self.held.get(&id).is_none_or(|&c| c == 0) {
+                self.held.remove(&id);
+                self.release(id);
+            }
+        }
+    }
+
+    fn release(&self, id: usize) {
+        self.tape.nodes.borrow_mut()[id].value = self.empty.clone();
+    }
 }
 
 impl<'t, T: Float> Var<'t, T> {
