@@ -28,7 +28,7 @@ fn encoder(c: &mut Criterion) {
     let geoms = [ConvGeom::strided(2, 1), ConvGeom::strided(2, 1), ConvGeom::strided(2, 1), ConvGeom::strided(4, 1)];
     let mut group = c.benchmark_group("circles");
     group.bench_function("encoder_fwd_bwd_b64", |bench| {
-        bench.iter(|| {
+        common::iter_on_pool(bench, || {
             let tape = Tape::<f32>::new();
             let mut h = tape.leaf_shared(x.clone()).detach();
             let w: Vec<_> = ws.iter().map(|w| tape.leaf_shared(w.clone())).collect();
@@ -57,7 +57,7 @@ fn decoder(c: &mut Criterion, name: &str, widths: [usize; 4]) {
     let geoms = [ConvGeom::strided(2, 1), ConvGeom::strided(2, 1), ConvGeom::strided(4, 0)];
     let mut group = c.benchmark_group("circles");
     group.bench_function(name, |bench| {
-        bench.iter(|| {
+        common::iter_on_pool(bench, || {
             let tape = Tape::<f32>::new();
             let z = tape.leaf_shared(z.clone());
             let w: Vec<_> = ws.iter().map(|w| tape.leaf_shared(w.clone())).collect();

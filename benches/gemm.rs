@@ -13,7 +13,9 @@ fn sgemm(c: &mut Criterion) {
         let a = common::uniform(&[n, n], 1.0, 1).into_dimensionality().unwrap();
         let b = common::uniform(&[n, n], 1.0, 2).into_dimensionality().unwrap();
         group.throughput(Throughput::Elements(2 * (n * n * n) as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |bench, _| bench.iter(|| gemm(a.view(), b.view())));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |bench, _| {
+            common::iter_on_pool(bench, || gemm(a.view(), b.view()))
+        });
     }
     group.finish();
 
@@ -37,13 +39,13 @@ fn sgemm(c: &mut Criterion) {
     let a: ndarray::Array2<f32> = common::uniform(&[n, n], 1.0, 1).into_dimensionality().unwrap();
     let b: ndarray::Array2<f32> = common::uniform(&[n, n], 1.0, 2).into_dimensionality().unwrap();
     group.throughput(Throughput::Elements(2 * (n * n * n) as u64));
-    group.bench_function("at_b_512", |bench| bench.iter(|| gemm(a.t(), b.view())));
-    group.bench_function("a_bt_512", |bench| bench.iter(|| gemm(a.view(), b.t())));
+    group.bench_function("at_b_512", |bench| common::iter_on_pool(bench, || gemm(a.t(), b.view())));
+    group.bench_function("a_bt_512", |bench| common::iter_on_pool(bench, || gemm(a.view(), b.t())));
     let (batch, m) = (64usize, 64usize);
     let x = common::uniform(&[batch, m, m], 1.0, 3);
     let y = common::uniform(&[batch, m, m], 1.0, 4);
     group.throughput(Throughput::Elements(2 * (batch * m * m * m) as u64));
-    group.bench_function("batched_64x64x64x64", |bench| bench.iter(|| matmul(x.view(), y.view())));
+    group.bench_function("batched_64x64x64x64", |bench| common::iter_on_pool(bench, || matmul(x.view(), y.view())));
     group.finish();
 }
 

@@ -29,7 +29,7 @@ fn rn_step(c: &mut Criterion) {
         let mut opt = Adam::new(model.params(), AdamConfig { lr: 1e-4, ..Default::default() });
         let mut step = 0u64;
         group.bench_function(name, |bench| {
-            bench.iter(|| {
+            common::iter_on_pool(bench, || {
                 let tape = Tape::<f32>::new();
                 let scope = Scope::new(&tape);
                 let images = tape.constant(batch.images.clone());

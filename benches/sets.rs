@@ -25,7 +25,7 @@ fn fspool_row(c: &mut Criterion) {
     let w = Rc::new(common::uniform(&[100, 21], 1.0, 2));
     let mut group = c.benchmark_group("sets");
     group.bench_function("fspool_fwd_bwd", |bench| {
-        bench.iter(|| {
+        common::iter_on_pool(bench, || {
             let tape = Tape::<f32>::new();
             let (x, w) = (tape.leaf_shared(x.clone()), tape.leaf_shared(w.clone()));
             let (y, _) = fspool(x, w, None);
@@ -62,7 +62,7 @@ fn srn_row(c: &mut Criterion) {
         .collect();
     let mut group = c.benchmark_group("sets");
     group.bench_function("srn_outer_step", |bench| {
-        bench.iter(|| {
+        common::iter_on_pool(bench, || {
             let tape = Tape::<f32>::new();
             let s0 = tape.leaf_shared(s0.clone());
             let z = tape.leaf_shared(z.clone());
@@ -97,7 +97,7 @@ fn lstm_row(c: &mut Criterion) {
         (0..8).map(|i| Rc::new(common::uniform(shapes[i % 4], scale, 10 + i as u64))).collect();
     let mut group = c.benchmark_group("sets");
     group.bench_function("lstm_bidir_fwd_bwd", |bench| {
-        bench.iter(|| {
+        common::iter_on_pool(bench, || {
             let tape = Tape::<f32>::new();
             let x = tape.leaf_shared(x.clone());
             let w: Vec<_> = weights.iter().map(|v| tape.leaf_shared(v.clone())).collect();
@@ -119,7 +119,7 @@ fn small_ops_row(c: &mut Criterion) {
     let vals: Vec<Rc<ArrayD<f32>>> = (0..4).map(|i| Rc::new(common::uniform(&shape, scales[i], i as u64))).collect();
     let mut group = c.benchmark_group("sets");
     group.bench_function("small_ops_1000", |bench| {
-        bench.iter(|| {
+        common::iter_on_pool(bench, || {
             let tape = Tape::<f32>::new();
             let v: Vec<_> = vals.iter().map(|x| tape.leaf_shared(x.clone())).collect();
             let mut y = v[0];

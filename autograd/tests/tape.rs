@@ -151,7 +151,11 @@ fn differentiating_by_a_constant_is_an_error() {
 
 /// A residual chain with broadcasting, shared inputs and a pass-through (the shapes that make a backward pass
 /// keep, pass on and sum gradients), as a function of `x` and the weights.
-fn residual_chain<'t>(x: autograd::Var<'t, f64>, a: autograd::Var<'t, f64>, c: autograd::Var<'t, f64>) -> autograd::Var<'t, f64> {
+fn residual_chain<'t>(
+    x: autograd::Var<'t, f64>,
+    a: autograd::Var<'t, f64>,
+    c: autograd::Var<'t, f64>,
+) -> autograd::Var<'t, f64> {
     let mut y = x;
     for _ in 0..30 {
         y = y + (y * a + 0.1).tanh() * c;

@@ -29,3 +29,20 @@ pub fn criterion() -> Criterion {
         .measurement_time(Duration::from_secs(if quick { 1 } else { 5 }))
         .without_plots()
 }
+
+/// `bench.iter(routine)` with the timing loop on one of rayon's threads, as the experiments run their work
+/// (`kernels::on_pool`): each parallel kernel then splits its work with the other thread directly instead of
+/// being handed over from the main thread.
+pub fn iter_on_pool<O, R: FnMut() -> O>(bench: &mut criterion::Bencher<'_>, routine: R) {
+    struct OneThreadAtATime<T>(T);
+    // SAFETY: the bencher and the routine (with the `Rc` values it captures) are used by the one pool thread
+    // running the loop while the calling thread waits in `on_pool` until it is done; never by two threads at
+    // once, and the hand-over and hand-back are synchronised by rayon's latch.
+    unsafe impl<T> Send for OneThreadAtATime<T> {}
+    let job = OneThreadAtATime((bench, routine));
+    kernels::on_pool(move || {
+        let job = job;
+        let (bench, mut routine) = job.0;
+        bench.iter(&mut routine);
+    });
+}

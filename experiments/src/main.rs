@@ -39,14 +39,20 @@ fn main() {
         eprintln!("\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit at once)");
     })
     .expect("Ctrl-C handler");
-    let result = match command {
-        Command::Circles(args) => experiments::circles::run(&args),
-        Command::SortOfClevr(args) => experiments::sort_of_clevr::run(&args),
-        Command::Demo { seed } => {
-            demo(seed);
-            Ok(())
+    // The whole command runs on one of rayon's threads (see `kernels::on_pool`), whose stacks are made as
+    // roomy as the main thread's.
+    rayon::ThreadPoolBuilder::new().stack_size(8 << 20).build_global().expect("rayon's global pool, built once");
+    let result = kernels::on_pool(|| {
+        match command {
+            Command::Circles(args) => experiments::circles::run(&args),
+            Command::SortOfClevr(args) => experiments::sort_of_clevr::run(&args),
+            Command::Demo { seed } => {
+                demo(seed);
+                Ok(())
+            }
         }
-    };
+        .map_err(|e| e.to_string())
+    });
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);

@@ -145,3 +145,31 @@ impl Float for f32 {
 impl Float for f64 {
     const NAME: &'static str = "f64";
 }
+
+/// Run `f` on one of rayon's threads and wait for its result (directly, when already on one). The parallel
+/// kernels `f` calls then split their work with the pool's other threads by a `join`, where the thread that
+/// asks does its share at once. Called from a thread outside the pool (`main`), each parallel kernel is
+/// handed over to the pool while the caller sleeps until it is done: 10-20 µs per kernel on this machine, 7%
+/// of an SRN training step. The experiments run their whole command this way.
+pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    rayon::scope(|_| f())
+}
+
+#[cfg(test)]
+mod pool_tests {
+    #[test]
+    fn on_pool_runs_on_a_pool_thread_and_returns_the_result() {
+        assert!(rayon::current_thread_index().is_none());
+        let (inside, value) = super::on_pool(|| (rayon::current_thread_index().is_some(), 6 * 7));
+        assert!(inside);
+        assert_eq!(value, 42);
+        // Nested: in place, on the same thread.
+        super::on_pool(|| {
+            let outer = rayon::current_thread_index();
+            assert_eq!(super::on_pool(rayon::current_thread_index), outer);
+        });
+    }
+}
