@@ -40,9 +40,9 @@ fn fspool_row(c: &mut Criterion) {
 fn h_agg<'t>(s: Var<'t, f32>, p: &[Var<'t, f32>]) -> Var<'t, f32> {
     let (batch, n, d) = (s.shape()[0], s.shape()[1], s.shape()[2]);
     let x = s.reshape(&[batch * n, d]);
-    let h = (x.matmul_nt(p[0]) + p[1]).relu();
-    let h = (h.matmul_nt(p[2]) + p[3]).relu();
-    let h = h.matmul_nt(p[4]) + p[5];
+    let h = x.linear(p[0], p[1]).relu();
+    let h = h.linear(p[2], p[3]).relu();
+    let h = h.linear(p[4], p[5]);
     let h = h.reshape(&[batch, n, h.shape()[1]]);
     fspool(h.permute(&[0, 2, 1]) / n as f32, p[6], None).0
 }

@@ -34,7 +34,27 @@ grad_tests! {
     matmul_batched: |t, x| x[0].matmul(x[1]).square(), [uniform(&[2, 2, 3], -1.0, 1.0, 28), uniform(&[2, 3, 2], -1.0, 1.0, 29)];
     matmul_batch_by_2d: |t, x| x[0].matmul(x[1]).square(), [uniform(&[2, 2, 3], -1.0, 1.0, 30), uniform(&[3, 2], -1.0, 1.0, 31)];
     matmul_nt_2d: |t, x| x[0].matmul_nt(x[1]).square(), [uniform(&[2, 3], -1.0, 1.0, 34), uniform(&[4, 3], -1.0, 1.0, 35)];
+    linear: |t, x| x[0].linear(x[1], x[2]).square(), [uniform(&[5, 3], -1.0, 1.0, 40), uniform(&[4, 3], -1.0, 1.0, 41), uniform(&[4], -1.0, 1.0, 42)];
     matmul_nt_batched: |t, x| x[0].matmul_nt(x[1]).square(), [uniform(&[2, 2, 3], -1.0, 1.0, 36), uniform(&[2, 4, 3], -1.0, 1.0, 37)];
     matmul_nt_batch_by_2d: |t, x| x[0].matmul_nt(x[1]).square(), [uniform(&[2, 2, 3], -1.0, 1.0, 38), uniform(&[4, 3], -1.0, 1.0, 39)];
     matmul_2d_by_batch: |t, x| x[0].matmul(x[1]).square(), [uniform(&[2, 3], -1.0, 1.0, 32), uniform(&[2, 3, 2], -1.0, 1.0, 33)];
+}
+
+#[test]
+fn linear_is_the_product_with_the_transposed_weight_plus_the_bias() {
+    let tape = autograd::Tape::<f64>::new();
+    let x = tape.leaf(uniform(&[7, 3], -1.0, 1.0, 50));
+    let w = tape.leaf(uniform(&[4, 3], -1.0, 1.0, 51));
+    let b = tape.leaf(uniform(&[4], -1.0, 1.0, 52));
+    let (fused, composite) = (x.linear(w, b).value(), (x.matmul_nt(w) + b).value());
+    assert_eq!(fused.shape(), &[7, 4]);
+    assert!(fused.iter().zip(composite.iter()).all(|(a, c)| (a - c).abs() < 1e-12));
+}
+
+#[test]
+#[should_panic(expected = "linear: input [7, 3], weight [4, 2] and bias [4] do not match")]
+fn linear_names_all_three_shapes_when_they_do_not_fit() {
+    let tape = autograd::Tape::<f64>::new();
+    let x = tape.leaf(uniform(&[7, 3], -1.0, 1.0, 50));
+    let _ = x.linear(tape.leaf(uniform(&[4, 2], -1.0, 1.0, 51)), tape.leaf(uniform(&[4], -1.0, 1.0, 52)));
 }

@@ -22,6 +22,8 @@ pub fn fan_in_scale(fan_in: usize) -> f32 {
 /// Criterion with few samples: the heavy rows take seconds per iteration. `BENCH_QUICK=1` shortens every
 /// bench further (a smoke run of the machinery).
 pub fn criterion() -> Criterion {
+    // Before any thread starts: the allocator as the engine sets it (see kernels::alloc).
+    kernels::alloc::retain_freed_memory();
     let quick = std::env::var_os("BENCH_QUICK").is_some();
     Criterion::default()
         .sample_size(10)
@@ -39,6 +41,11 @@ pub fn iter_on_pool<O, R: FnMut() -> O>(bench: &mut criterion::Bencher<'_>, rout
     // running the loop while the calling thread waits in `on_pool` until it is done; never by two threads at
     // once, and the hand-over and hand-back are synchronised by rayon's latch.
     unsafe impl<T> Send for OneThreadAtATime<T> {}
+    if std::env::var_os("BENCH_ON_MAIN").is_some() {
+        let mut routine = routine;
+        bench.iter(&mut routine);
+        return;
+    }
     let job = OneThreadAtATime((bench, routine));
     kernels::on_pool(move || {
         let job = job;

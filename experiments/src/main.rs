@@ -27,6 +27,8 @@ enum Command {
 }
 
 fn main() {
+    // Before any thread starts: every thread allocates from one retained heap (see kernels::alloc).
+    kernels::alloc::retain_freed_memory();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or_else(|| {
         // No command: the quick Circles run, as `circles` with its defaults.

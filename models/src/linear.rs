@@ -69,10 +69,11 @@ impl<T: Float> Linear<T> {
         );
         let rows: usize = shape[..shape.len() - 1].iter().product();
         let x2 = if shape.len() == 2 { x } else { x.reshape(&[rows, n_in]) };
-        let mut y = x2.matmul_nt(scope.param(&self.weight));
-        if let Some(b) = &self.bias {
-            y = y + scope.param(b);
-        }
+        let w = scope.param(&self.weight);
+        let y = match &self.bias {
+            Some(b) => x2.linear(w, scope.param(b)),
+            None => x2.matmul_nt(w),
+        };
         let mut out_shape = shape[..shape.len() - 1].to_vec();
         out_shape.push(n_out);
         if shape.len() == 2 {
