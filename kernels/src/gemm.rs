@@ -1,6 +1,7 @@
-//! Matrix products. Every product in the engine goes through `gemm_into`: matrixmultiply's packed kernels on one
-//! core, with the output split into row (or column) blocks across rayon's threads when the product is large
-//! enough to pay for it. `matmul` multiplies the last two axes and treats leading axes as a batch.
+//! Matrix products. Every product in the engine goes through `gemm_into`: for f32 on a CPU with AVX-512, the
+//! engine's own kernel ([`crate::sgemm`], threaded by [`crate::sgemm::par_sgemm`] when the product is large
+//! enough to pay for it); otherwise matrixmultiply's on one core, with the output split into row (or column)
+//! blocks across rayon's threads. `matmul` multiplies the last two axes and treats leading axes as a batch.
 
 use crate::sgemm::{Mat, MatMut};
 use crate::Float;
