@@ -18,8 +18,6 @@ mod shared;
 mod tests;
 
 use kernel::{tile, H_MAX};
-
-const _: () = assert!(MR <= H_MAX && MR_SHORT <= H_MAX, "a tile taller than the kernels");
 use pack::{pack_a, pack_b, pack_b_panel};
 use rayon::prelude::*;
 use shared::SharedB;
@@ -34,10 +32,13 @@ const MR_SHORT: usize = 8;
 pub const NR: usize = 32;
 /// Depth of one packed slice: an `NR`-column panel of B (`KC * NR * 4` = 32 KiB) stays in L1.
 const KC: usize = 256;
-/// Rows of A packed at once (`MC * KC * 4` = 224 KiB, in L2; a multiple of both tile heights).
+/// Rows of A packed at once (`MC * KC * 4` = 224 KiB, in L2; a multiple of both tile heights, so that only a
+/// product's last block has a short tile).
 const MC: usize = 224;
 /// Columns of B packed at once (`KC * NC * 4` = 2 MiB, in L3).
 const NC: usize = NR * 64;
+
+const _: () = assert!(MR <= H_MAX && MR_SHORT <= H_MAX, "a tile taller than the kernels");
 
 /// Whether this CPU can run the AVX-512 kernel.
 pub fn available() -> bool {
