@@ -203,9 +203,9 @@ pub unsafe fn par_sgemm(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Mat
     if m >= parts * 4 * MR {
         // The calling thread's buffer for the packed B, taken for the call (a nested call allocates its own).
         let shared = SharedB::new(SHARED_B.take(), k, n, b);
-        // Row blocks of whole tiles, as equal as tiles allow.
+        // Row blocks of whole tiles, as equal as tiles allow: each bound at the tile edge nearest to m t / parts.
         let bounds: Vec<usize> =
-            (0..=parts).map(|t| if t == parts { m } else { (m * t / parts).div_ceil(MR) * MR }).collect();
+            (0..=parts).map(|t| if t == parts { m } else { (m * t / parts + MR / 2) / MR * MR }).collect();
         // SAFETY (of each task): the row blocks of C are disjoint; A and B are only read.
         bounds.par_windows(2).enumerate().for_each(|(part, w)| unsafe {
             let rhs = Rhs::Shared { b: &shared, part, parts };
