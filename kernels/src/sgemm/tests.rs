@@ -12,6 +12,33 @@ fn naive(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f64> {
     c
 }
 
+/// Run `product` into a copy of `c0` (`m x n`, stored transposed when `trans_c`) and check every element
+/// against `alpha want + beta c0`.
+fn check_into(
+    (m, n): (usize, usize),
+    c0: &[f32],
+    trans_c: bool,
+    want: &[f64],
+    (alpha, beta): (f32, f32),
+    what: &str,
+    product: impl FnOnce(MatMut),
+) {
+    let mut c: Vec<f32> = if trans_c { (0..n * m).map(|q| c0[(q % m) * n + q / m]).collect() } else { c0.to_vec() };
+    let cm = if trans_c {
+        MatMut { ptr: c.as_mut_ptr(), rs: 1, cs: m as isize }
+    } else {
+        MatMut { ptr: c.as_mut_ptr(), rs: n as isize, cs: 1 }
+    };
+    product(cm);
+    for i in 0..m {
+        for j in 0..n {
+            let got = if trans_c { c[j * m + i] } else { c[i * n + j] } as f64;
+            let expect = alpha as f64 * want[i * n + j] + beta as f64 * c0[i * n + j] as f64;
+            assert!((got - expect).abs() < 1e-3 * (1.0 + expect.abs()), "{what} at ({i}, {j}): {got} vs {expect}");
+        }
+    }
+}
+
 fn filled(len: usize, seed: usize) -> Vec<f32> {
     (0..len).map(|i| ((i * 37 + seed * 11) % 29) as f32 / 14.0 - 1.0).collect()
 }
@@ -46,24 +73,10 @@ fn matches_the_naive_product_on_edges_strides_alpha_and_beta() {
                 } else {
                     Mat { ptr: bt.as_ptr(), rs: n as isize, cs: 1 }
                 };
-                let mut c: Vec<f32> =
-                    if trans_c { (0..n * m).map(|q| c0[(q % m) * n + q / m]).collect() } else { c0.clone() };
-                let cm = if trans_c {
-                    MatMut { ptr: c.as_mut_ptr(), rs: 1, cs: m as isize }
-                } else {
-                    MatMut { ptr: c.as_mut_ptr(), rs: n as isize, cs: 1 }
-                };
-                unsafe { sgemm(m, n, k, alpha, am, bm, beta, cm) };
-                for i in 0..m {
-                    for j in 0..n {
-                        let got = if trans_c { c[j * m + i] } else { c[i * n + j] } as f64;
-                        let expect = alpha as f64 * want[i * n + j] + beta as f64 * c0[i * n + j] as f64;
-                        assert!(
-                            (got - expect).abs() < 1e-3 * (1.0 + expect.abs()),
-                            "{m}x{n}x{k} trans {trans_a} {trans_b} {trans_c} alpha {alpha} beta {beta} at ({i}, {j}): {got} vs {expect}"
-                        );
-                    }
-                }
+                let what = format!("{m}x{n}x{k} trans {trans_a} {trans_b} {trans_c} alpha {alpha} beta {beta}");
+                check_into((m, n), &c0, trans_c, &want, (alpha, beta), &what, |cm| unsafe {
+                    sgemm(m, n, k, alpha, am, bm, beta, cm)
+                });
             }
         }
     }
@@ -152,26 +165,12 @@ fn parallel_product_matches_the_naive_one_by_rows_and_by_columns() {
             let want = naive(m, n, k, &a, &b);
             let c0 = filled(m * n, 9);
             for trans_c in [false, true] {
-                let mut c: Vec<f32> =
-                    if trans_c { (0..n * m).map(|q| c0[(q % m) * n + q / m]).collect() } else { c0.clone() };
-                let cm = if trans_c {
-                    MatMut { ptr: c.as_mut_ptr(), rs: 1, cs: m as isize }
-                } else {
-                    MatMut { ptr: c.as_mut_ptr(), rs: n as isize, cs: 1 }
-                };
                 let am = Mat { ptr: a.as_ptr(), rs: k as isize, cs: 1 };
                 let bm = Mat { ptr: b.as_ptr(), rs: n as isize, cs: 1 };
-                pool.install(|| unsafe { par_sgemm(m, n, k, 0.5, am, bm, 2.0, cm) });
-                for i in 0..m {
-                    for j in 0..n {
-                        let got = if trans_c { c[j * m + i] } else { c[i * n + j] } as f64;
-                        let expect = 0.5 * want[i * n + j] + 2.0 * c0[i * n + j] as f64;
-                        assert!(
-                            (got - expect).abs() < 1e-3 * (1.0 + expect.abs()),
-                            "{threads} threads, {m}x{n}x{k}, trans_c {trans_c}, ({i}, {j}): {got} vs {expect}"
-                        );
-                    }
-                }
+                let what = format!("{threads} threads, {m}x{n}x{k}, trans_c {trans_c}");
+                check_into((m, n), &c0, trans_c, &want, (0.5, 2.0), &what, |cm| {
+                    pool.install(|| unsafe { par_sgemm(m, n, k, 0.5, am, bm, 2.0, cm) })
+                });
             }
         }
     }
