@@ -149,8 +149,9 @@ impl Float for f64 {
 /// Run `f` on one of rayon's threads and wait for its result (directly, when already on one). The parallel
 /// kernels `f` calls then split their work with the pool's other threads by a `join`, where the thread that
 /// asks does its share at once. Called from a thread outside the pool (`main`), each parallel kernel is
-/// handed over to the pool while the caller sleeps until it is done: 10-20 µs per kernel on this machine, 7%
-/// of an SRN training step. The experiments run their whole command this way.
+/// handed over to the pool while the caller sleeps until it is done: 5-8% of an SRN training step on this
+/// machine (`BENCH_ON_MAIN=1 cargo bench --bench sets -- srn` against the default). The experiments run their
+/// whole command this way.
 pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         return f();
