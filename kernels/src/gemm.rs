@@ -57,13 +57,18 @@ pub fn gemm_serial<T: Float>(alpha: T, a: ArrayView2<T>, b: ArrayView2<T>, beta:
     }
 }
 
+/// Whether products of `T` run on the AVX-512 kernel (f32 on a CPU that has it).
+fn avx512_f32<T: Float>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<f32>() && crate::sgemm::available()
+}
+
 /// The operands as raw f32 matrices for the AVX-512 kernel, when `T` is f32 and the CPU has AVX-512F.
 fn f32_operands<T: Float>(
     a: &ArrayView2<T>,
     b: &ArrayView2<T>,
     c: &mut ArrayViewMut2<T>,
 ) -> Option<(Mat, Mat, MatMut)> {
-    if TypeId::of::<T>() != TypeId::of::<f32>() || !crate::sgemm::available() {
+    if !avx512_f32::<T>() {
         return None;
     }
     let mat = |v: &ArrayView2<T>| Mat { ptr: v.as_ptr() as *const f32, rs: v.strides()[0], cs: v.strides()[1] };
@@ -80,7 +85,7 @@ pub struct PackedRhs<T: Float> {
 
 /// Prepare `b` for [`gemm_packed`].
 pub fn pack_rhs<T: Float>(b: ArrayView2<T>) -> PackedRhs<T> {
-    if TypeId::of::<T>() == TypeId::of::<f32>() && crate::sgemm::available() {
+    if avx512_f32::<T>() {
         let (k, n) = b.dim();
         let m = Mat { ptr: b.as_ptr() as *const f32, rs: b.strides()[0], cs: b.strides()[1] };
         // SAFETY: T is f32 and the view addresses k x n elements.
@@ -110,7 +115,7 @@ pub fn gemm_packed<T: Float>(alpha: T, a: ArrayView2<T>, b: &PackedRhs<T>, beta:
 /// `a b` for 2-D matrices.
 pub fn gemm<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>) -> Array2<T> {
     let (m, n) = (a.dim().0, b.dim().1);
-    if TypeId::of::<T>() == TypeId::of::<f32>() && crate::sgemm::available() {
+    if avx512_f32::<T>() {
         // The AVX-512 product with beta = 0 writes every element of c and reads none: no zero-filling first.
         let mut c = Array2::<T>::uninit((m, n));
         // SAFETY: the view covers c's m x n elements, which only the AVX-512 product (gemm_into's path for f32

@@ -74,43 +74,35 @@ impl Unfold {
     }
 }
 
-/// The straightforward unfolding: every column entry from `source`, zero where it is `None`.
-fn reference_im2col(u: &Unfold, xs: &[f64], n: usize) -> Vec<f64> {
+/// Every (column entry, image entry) pair the unfolding connects, as flat indices into `[rows, n * P]` columns
+/// and `n` images: the definition both references below follow.
+fn each_pair(u: &Unfold, n: usize, mut f: impl FnMut(usize, usize)) {
     let (p, kk) = (u.positions(), u.k[0] * u.k[1]);
-    let mut out = vec![0.0; u.rows() * n * p];
     for row in 0..u.rows() {
         let (ci, ki, kj) = (row / kk, row % kk / u.k[1], row % u.k[1]);
         for i in 0..n {
             for oi in 0..u.out[0] {
                 for oj in 0..u.out[1] {
                     if let (Some(ii), Some(jj)) = (u.source(0, oi, ki), u.source(1, oj, kj)) {
-                        out[row * n * p + i * p + oi * u.out[1] + oj] =
-                            xs[i * u.image_len() + ci * u.h * u.w + ii * u.w + jj];
+                        f(row * n * p + i * p + oi * u.out[1] + oj, i * u.image_len() + ci * u.h * u.w + ii * u.w + jj);
                     }
                 }
             }
         }
     }
+}
+
+/// The straightforward unfolding: every column entry from `source`, zero where it is `None`.
+fn reference_im2col(u: &Unfold, xs: &[f64], n: usize) -> Vec<f64> {
+    let mut out = vec![0.0; u.rows() * n * u.positions()];
+    each_pair(u, n, |col, img| out[col] = xs[img]);
     out
 }
 
 /// The straightforward folding: every column entry added at its `source`, dropped where it is `None`.
 fn reference_col2im(u: &Unfold, cols: &[f64], n: usize) -> Vec<f64> {
-    let (p, kk) = (u.positions(), u.k[0] * u.k[1]);
     let mut out = vec![0.0; n * u.image_len()];
-    for row in 0..u.rows() {
-        let (ci, ki, kj) = (row / kk, row % kk / u.k[1], row % u.k[1]);
-        for i in 0..n {
-            for oi in 0..u.out[0] {
-                for oj in 0..u.out[1] {
-                    if let (Some(ii), Some(jj)) = (u.source(0, oi, ki), u.source(1, oj, kj)) {
-                        out[i * u.image_len() + ci * u.h * u.w + ii * u.w + jj] +=
-                            cols[row * n * p + i * p + oi * u.out[1] + oj];
-                    }
-                }
-            }
-        }
-    }
+    each_pair(u, n, |col, img| out[img] += cols[col]);
     out
 }
 

@@ -26,36 +26,26 @@ pub(super) unsafe fn tile(
     c: MatMut,
     nr: usize,
 ) {
-    macro_rules! by_height {
-        ($($h:literal)*) => {
-            match h {
-                $($h => tile_of::<$h>(kc, alpha, a, b, beta, c, nr),)*
-                _ => unreachable!("tile height {h} above {H_MAX}"),
-            }
-        };
-    }
-    by_height!(1 2 3 4 5 6 7 8 9 10 11 12 13 14)
-}
-
-/// [`tile`] for a height known at compile time.
-#[inline(always)]
-unsafe fn tile_of<const H: usize>(
-    kc: usize,
-    alpha: f32,
-    a: *const f32,
-    b: *const f32,
-    beta: f32,
-    c: MatMut,
-    nr: usize,
-) {
+    // The micro-kernel for this height, writing to `(ptr, row stride)`.
+    let run = |alpha: f32, beta: f32, ptr: *mut f32, rsc: isize| {
+        macro_rules! by_height {
+            ($($h:literal)*) => {
+                match h {
+                    $($h => kernel_avx512::<$h>(kc, alpha, a, b, beta, ptr, rsc),)*
+                    _ => unreachable!("tile height {h} above {H_MAX}"),
+                }
+            };
+        }
+        by_height!(1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+    };
     if nr == NR && c.cs == 1 {
-        kernel_avx512::<H>(kc, alpha, a, b, beta, c.ptr, c.rs);
+        run(alpha, beta, c.ptr, c.rs);
         return;
     }
     // Edge columns (or C with a non-unit column stride): compute into a local tile, then copy the valid part.
     let mut tile = [0f32; H_MAX * NR];
-    kernel_avx512::<H>(kc, 1.0, a, b, 0.0, tile.as_mut_ptr(), NR as isize);
-    for i in 0..H {
+    run(1.0, 0.0, tile.as_mut_ptr(), NR as isize);
+    for i in 0..h {
         for j in 0..nr {
             let p = c.ptr.offset(i as isize * c.rs + j as isize * c.cs);
             let v = alpha * tile[i * NR + j];

@@ -7,7 +7,7 @@
 //! packs its own share and finds the others' ready when it gets there.
 
 use super::pack::pack_b_panel;
-use super::{Mat, KC, NC, NR};
+use super::{Mat, PackedB, KC, NC, NR};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 const UNCLAIMED: u8 = 0;
@@ -16,15 +16,12 @@ const READY: u8 = 2;
 
 pub(super) struct SharedB {
     b: Mat,
-    k: usize,
-    n: usize,
-    /// The packed panels, in the layout of [`super::PackedB`]: blocks of (`NC` columns, `KC` rows) in the
-    /// product's order, each a run of `NR x kc` panels.
-    data: Vec<f32>,
-    /// Where `data` starts, for writes from any thread (`data` itself is not touched until `into_buffer`).
+    /// The packed panels, in [`PackedB`]'s layout (its `data` is not touched through it until `into_buffer`).
+    packed: PackedB,
+    /// Where the packed data starts, for writes from any thread.
     base: *mut f32,
-    /// Offset in `data` of each block, and the index of its first panel in `state`.
-    blocks: Vec<(usize, usize)>,
+    /// The index in `state` of each block's first panel.
+    first_panel: Vec<usize>,
     state: Vec<AtomicU8>,
 }
 
@@ -34,20 +31,19 @@ unsafe impl Sync for SharedB {}
 
 impl SharedB {
     /// A `k x n` operand `b`, to be packed into `buffer`'s memory (grown as needed) as the product goes.
-    pub(super) fn new(mut buffer: Vec<f32>, k: usize, n: usize, b: Mat) -> Self {
-        let (mut blocks, mut len, mut panels) = (Vec::new(), 0, 0);
+    pub(super) fn new(buffer: Vec<f32>, k: usize, n: usize, b: Mat) -> Self {
+        let mut packed = PackedB::layout(buffer, k, n);
+        let mut first_panel = Vec::new();
+        let mut panels = 0;
         for j0 in (0..n).step_by(NC) {
-            let nc = NC.min(n - j0);
-            for p0 in (0..k).step_by(KC) {
-                blocks.push((len, panels));
-                len += nc.div_ceil(NR) * NR * KC.min(k - p0);
-                panels += nc.div_ceil(NR);
+            for _ in (0..k).step_by(KC) {
+                first_panel.push(panels);
+                panels += NC.min(n - j0).div_ceil(NR);
             }
         }
-        buffer.resize(len, 0.0);
-        let base = buffer.as_mut_ptr();
+        let base = packed.data.as_mut_ptr();
         let state = (0..panels).map(|_| AtomicU8::new(UNCLAIMED)).collect();
-        SharedB { b, k, n, data: buffer, base, blocks, state }
+        SharedB { b, packed, base, first_panel, state }
     }
 
     /// Panel `q` of block `block` (the block of columns from `j0`, rows from `p0`), packed.
@@ -55,16 +51,16 @@ impl SharedB {
     /// # Safety
     /// The block and panel must exist; `b` must address the `k x n` elements given to `new`.
     pub(super) unsafe fn panel(&self, block: usize, q: usize, p0: usize, j0: usize) -> *const f32 {
-        let kc = KC.min(self.k - p0);
-        let (offset, first) = self.blocks[block];
-        let ptr = self.base.add(offset + q * NR * kc);
-        let state = &self.state[first + q];
+        let (k, n) = self.packed.dim();
+        let kc = KC.min(k - p0);
+        let ptr = self.base.add(self.packed.offsets[block] + q * NR * kc);
+        let state = &self.state[self.first_panel[block] + q];
         if state.load(Ordering::Acquire) != READY {
             match state.compare_exchange(UNCLAIMED, PACKING, Ordering::Acquire, Ordering::Acquire) {
                 Ok(_) => {
                     let jr = j0 + q * NR;
                     let panel = std::slice::from_raw_parts_mut(ptr, NR * kc);
-                    pack_b_panel(kc, NR.min(self.n - jr), self.b, p0, jr, panel);
+                    pack_b_panel(kc, NR.min(n - jr), self.b, p0, jr, panel);
                     state.store(READY, Ordering::Release);
                 }
                 Err(_) => {
@@ -79,6 +75,6 @@ impl SharedB {
 
     /// The memory, for the next product.
     pub(super) fn into_buffer(self) -> Vec<f32> {
-        self.data
+        self.packed.data
     }
 }
