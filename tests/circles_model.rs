@@ -12,12 +12,8 @@ use proptest::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 fn small_srn_model(seed: u64) -> CirclesModel {
-    let config = ModelConfig {
-        encoder_width: 4,
-        decoder_width: 8,
-        hagg_width: 16,
-        srn: Some(SrnConfig { steps: 3, alpha: 0.1, momentum: 0.5, learn_s0: false }),
-    };
+    let srn = SrnConfig { steps: 3, alpha: 0.1, momentum: 0.5, learn_s0: false };
+    let config = ModelConfig::paper_shape(4, 8, 16, Some(srn));
     CirclesModel::new(&config, &mut StdRng::seed_from_u64(seed))
 }
 
@@ -78,10 +74,10 @@ proptest! {
 #[test]
 fn baseline_set_generator_spreads_one_moved_object_over_every_element() {
     use experiments::circles::data::{Circle, Circles};
-    let config = ModelConfig { encoder_width: 8, decoder_width: 8, hagg_width: 8, srn: None };
+    let config = ModelConfig::paper_shape(8, 8, 8, None);
     let model = CirclesModel::new(&config, &mut StdRng::seed_from_u64(5));
     model.encoder.set_training(false);
-    let mut pair = Circles::default();
+    let mut pair = Circles::empty(experiments::circles::data::Scene::PAPER);
     pair.push(&[Circle { x: 16, y: 32, r: 6, colour: 0 }]);
     pair.push(&[Circle { x: 48, y: 32, r: 6, colour: 0 }]);
     let tape = Tape::new();

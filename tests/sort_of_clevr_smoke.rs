@@ -2,7 +2,7 @@
 //! written, Table 2 holds every row, and a run interrupted after its first step then resumed gives exactly the
 //! results of an uninterrupted run.
 
-use experiments::circles::profile::Profile;
+use experiments::sort_of_clevr::profile::Profile;
 use experiments::sort_of_clevr::{run, Args, Which};
 use experiments::training::INTERRUPTED;
 use std::path::{Path, PathBuf};

@@ -24,8 +24,13 @@ fn binary_ops_match_general_broadcasting() {
         (&[2, 3, 4], &[2, 1, 1]),
         (&[3, 1], &[3, 4]),
         (&[1, 4], &[3, 4]),
-        (&[2, 3, 4], &[2, 1, 4]), // middle broadcast: general path
-        (&[3, 1], &[1, 4]),       // both broadcast: general path
+        (&[2, 3, 4], &[2, 1, 4]), // a hole in the middle: general path
+        (&[2, 3, 4], &[1, 3, 1]), // per-channel: one value per row, repeating
+        (&[1, 3, 1, 1], &[5, 3, 4, 4]),
+        (&[4, 7, 5, 6], &[7, 1, 1]),
+        (&[2, 3, 4, 5], &[1, 3, 4, 1]),
+        (&[40, 30, 9, 9], &[1, 30, 1, 1]), // per-channel, long enough for the parallel loops
+        (&[3, 1], &[1, 4]),                // both broadcast: general path
         (&[1, 1, 5], &[5]),
         (&[300, 260], &[260]), // long enough for the parallel loops
         (&[300, 260], &[300, 1]),

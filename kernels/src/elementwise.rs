@@ -125,8 +125,9 @@ fn zip_into<T: Float, F: Fn(T, T) -> T + Sync>(a: &[T], b: &[T], out: &mut [Mayb
     }
 }
 
-/// A binary op between `a` (`outer x inner`, row-major) and `b`, one value per row (`col` true, `b` has
-/// `outer` values) or one row repeated (`col` false, `b` has `inner` values). `b_first` swaps the arguments
+/// A binary op between `a` (`outer x inner`, row-major) and `b`, one value per row (`col` true: row `r` takes
+/// `b[r % b.len()]`, so `b` has `outer` values or repeats with a period dividing `outer`, as a per-channel
+/// value against `[N, C, H, W]` does) or one row repeated (`col` false, `b` has `inner` values). `b_first` swaps the arguments
 /// of `f`, so that `f(b, a)` is computed instead.
 pub fn broadcast_map<T: Float, F: Fn(T, T) -> T + Sync>(
     a: &[T],
@@ -167,16 +168,23 @@ fn broadcast_into<T: Float, F: Fn(T, T) -> T + Sync>(
         "broadcast_map: lengths {} {inner}",
         a.len()
     );
+    let rows = a.len() / inner;
+    assert!(
+        if col { !b.is_empty() && rows.is_multiple_of(b.len()) } else { b.len() == inner },
+        "broadcast_map: {} values of b against {rows} rows of {inner}",
+        b.len()
+    );
+    let period = b.len();
     let rows_per_task = (PAR_MIN / inner).max(1);
     let body = |(r0, (o, x)): (usize, (&mut [MaybeUninit<T>], &[T]))| {
         for (r, (o, x)) in o.chunks_mut(inner).zip(x.chunks(inner)).enumerate() {
             match (col, b_first) {
                 (true, false) => {
-                    let s = b[r0 + r];
+                    let s = b[(r0 + r) % period];
                     map_serial(x, o, &|v| f(v, s));
                 }
                 (true, true) => {
-                    let s = b[r0 + r];
+                    let s = b[(r0 + r) % period];
                     map_serial(x, o, &|v| f(s, v));
                 }
                 (false, false) => zip_serial(x, b, o, &f),
@@ -355,6 +363,14 @@ mod tests {
                 broadcast_map(&a, &colv, &mut out, inner, true, b_first, |x, y| x - 2.0 * y);
                 for (i, o) in out.iter().enumerate() {
                     let (x, y) = (a[i], colv[i / inner]);
+                    assert_eq!(*o, if b_first { y - 2.0 * x } else { x - 2.0 * y });
+                }
+                // A column whose values repeat with a period dividing the row count (per-channel values).
+                let period = (1..=outer).rev().find(|p| outer % p == 0 && *p < outer).unwrap_or(1);
+                let periodic = colv[..period].to_vec();
+                broadcast_map(&a, &periodic, &mut out, inner, true, b_first, |x, y| x - 2.0 * y);
+                for (i, o) in out.iter().enumerate() {
+                    let (x, y) = (a[i], periodic[(i / inner) % period]);
                     assert_eq!(*o, if b_first { y - 2.0 * x } else { x - 2.0 * y });
                 }
             }

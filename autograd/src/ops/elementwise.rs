@@ -47,7 +47,7 @@ enum Layout {
     /// Both have the output's elements.
     Same,
     /// One operand has the output's elements; the other repeats one row of `inner` values (`col` false) or
-    /// one value per row of `inner` (`col` true).
+    /// has one value per row of `inner` (`col` true), its values repeating after its length.
     Broadcast { inner: usize, col: bool },
 }
 
@@ -71,10 +71,12 @@ fn layout(small: &[usize], shape: &[usize]) -> Option<Layout> {
     if padded[k..] == shape[k..] {
         return Some(Layout::Broadcast { inner: len, col: false });
     }
-    // A column: the output's leading axes, then ones.
+    // A column (the output's leading axes, then ones) or, more generally, the output's middle axes between
+    // ones (a per-channel value against `[N, C, H, W]`): one value per row of `inner`, repeating every `len`
+    // rows.
     let j = padded.iter().rposition(|&d| d != 1).map_or(0, |j| j + 1);
-    if padded[..j] == shape[..j] {
-        return Some(Layout::Broadcast { inner: total / len, col: true });
+    if padded[k..j] == shape[k..j] {
+        return Some(Layout::Broadcast { inner: shape[j..].iter().product::<usize>().max(1), col: true });
     }
     None
 }

@@ -7,7 +7,7 @@
 //!   t-SNE of those elements, coloured by the circle's x, its y and its colour.
 //! - `interpolation.png`: a red circle moving from left to right beside a fixed green one; one row per frame.
 
-use super::data::{Circle, Circles, IMAGE_LEN, SIZE};
+use super::data::{Circle, Circles, Scene};
 use super::model::{CirclesModel, ELEMENT_DIM};
 use super::train::evaluate;
 use crate::report::image::{grid, Canvas, GridStyle};
@@ -18,27 +18,28 @@ use autograd::Tape;
 use models::{Module, Scope};
 use std::path::Path;
 
-/// `[3, 64, 64]` planar values as a canvas.
-fn tile(image: &[f32]) -> Canvas {
-    Canvas::from_planar(image, SIZE, SIZE)
+/// `[3, side, side]` planar values as a canvas.
+fn tile(image: &[f32], scene: Scene) -> Canvas {
+    Canvas::from_planar(image, scene.side, scene.side)
 }
 
 /// L-inf norm of each of a set's decoded element images.
-fn norms(elements: &[f32]) -> Vec<f32> {
-    elements.chunks(IMAGE_LEN).map(|e| e.iter().fold(0.0f32, |m, v| m.max(v.abs()))).collect()
+fn norms(elements: &[f32], scene: Scene) -> Vec<f32> {
+    elements.chunks(scene.image_len()).map(|e| e.iter().fold(0.0f32, |m, v| m.max(v.abs()))).collect()
 }
 
 /// Input, reconstruction and elements (strongest first) of every image of `data`.
 fn rows(model: &CirclesModel, data: &Circles, batch: usize) -> Vec<Vec<Canvas>> {
     let all: Vec<usize> = (0..data.len()).collect();
     let (_, kept) = evaluate(model, data, &all, batch, true);
+    let (scene, len) = (data.scene, data.scene.image_len());
     kept.iter()
         .enumerate()
         .map(|(i, e)| {
-            let mut order: Vec<(usize, f32)> = norms(&e.elements).into_iter().enumerate().collect();
+            let mut order: Vec<(usize, f32)> = norms(&e.elements, scene).into_iter().enumerate().collect();
             order.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let mut row = vec![tile(data.image(i)), tile(&e.reconstruction)];
-            row.extend(order.iter().map(|&(j, _)| tile(&e.elements[j * IMAGE_LEN..(j + 1) * IMAGE_LEN])));
+            let mut row = vec![tile(data.image(i), scene), tile(&e.reconstruction, scene)];
+            row.extend(order.iter().map(|&(j, _)| tile(&e.elements[j * len..(j + 1) * len], scene)));
             row
         })
         .collect()
@@ -46,7 +47,7 @@ fn rows(model: &CirclesModel, data: &Circles, batch: usize) -> Vec<Vec<Canvas>> 
 
 /// Figure 2 on the first `count` images of `test`.
 pub fn decomposition(model: &CirclesModel, test: &Circles, count: usize, path: &Path) -> Result<()> {
-    let mut sample = Circles::default();
+    let mut sample = Circles::empty(test.scene);
     for circles in test.circles.iter().take(count) {
         sample.push(circles);
     }
@@ -55,12 +56,16 @@ pub fn decomposition(model: &CirclesModel, test: &Circles, count: usize, path: &
     Ok(())
 }
 
-/// The interpolation strip: `frames` positions of a red circle moving across, a green one fixed below.
-pub fn interpolation(model: &CirclesModel, frames: usize, path: &Path) -> Result<()> {
-    let mut data = Circles::default();
+/// The interpolation strip: `frames` positions of a red circle moving across, a green one fixed below
+/// (radius 8 on the paper's 64 x 64 images, scaled with the side).
+pub fn interpolation(model: &CirclesModel, scene: Scene, frames: usize, path: &Path) -> Result<()> {
+    let mut data = Circles::empty(scene);
+    let at = |v: usize| v * scene.side / 64;
     for f in 0..frames {
-        let x = 10 + (SIZE - 20) * f / (frames - 1).max(1);
-        data.push(&[Circle { x, y: 22, r: 8, colour: 0 }, Circle { x: 32, y: 48, r: 8, colour: 1 }]);
+        let x = at(10) + (scene.side - at(20)) * f / (frames - 1).max(1);
+        let (red, green) =
+            (Circle { x, y: at(22), r: at(8), colour: 0 }, Circle { x: at(32), y: at(48), r: at(8), colour: 1 });
+        data.push(&[red, green]);
     }
     let style = GridStyle { scale: 2, ..GridStyle::default() };
     grid(&rows(model, &data, frames.max(1)), style).save_png(path)?;
@@ -68,15 +73,16 @@ pub fn interpolation(model: &CirclesModel, frames: usize, path: &Path) -> Result
 }
 
 /// Figure 3: t-SNE of the circle-holding element over one-circle images on a `side x side` grid, both colours.
-pub fn tsne_plots(model: &CirclesModel, side: usize, seed: u64, dir: &Path, name: &str) -> Result<()> {
-    const R: usize = 6;
-    let mut data = Circles::default();
+pub fn tsne_plots(model: &CirclesModel, scene: Scene, side: usize, seed: u64, dir: &Path, name: &str) -> Result<()> {
+    // Radius 6 on the paper's 64 x 64 images, scaled with the side.
+    let r = 6 * scene.side / 64;
+    let mut data = Circles::empty(scene);
     let mut coords = Vec::new();
     for colour in 0..2 {
         for gy in 0..side {
             for gx in 0..side {
-                let at = |g: usize| R + (SIZE - 2 * R - 1) * g / (side - 1).max(1);
-                data.push(&[Circle { x: at(gx), y: at(gy), r: R, colour }]);
+                let at = |g: usize| r + (scene.side - 2 * r - 1) * g / (side - 1).max(1);
+                data.push(&[Circle { x: at(gx), y: at(gy), r, colour }]);
                 coords.push((at(gx) as f64, at(gy) as f64));
             }
         }
@@ -93,8 +99,9 @@ pub fn tsne_plots(model: &CirclesModel, side: usize, seed: u64, dir: &Path, name
         let n = set.shape()[1];
         let (set, elements) = (set.as_slice().expect("contiguous"), elements.as_slice().expect("contiguous"));
         for j in 0..chunk.len() {
-            let els = &elements[j * n * IMAGE_LEN..(j + 1) * n * IMAGE_LEN];
-            let holder = norms(els).iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(k, _)| k);
+            let len = scene.image_len();
+            let els = &elements[j * n * len..(j + 1) * n * len];
+            let holder = norms(els, scene).iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(k, _)| k);
             let at = (j * n + holder) * ELEMENT_DIM;
             points.push(set[at..at + ELEMENT_DIM].to_vec());
         }

@@ -109,13 +109,16 @@ pub fn run(args: &Args) -> Result<()> {
         settings.inner_steps,
         dir.display()
     );
-    let train_data = Circles::generate(settings.train_images, args.seed.wrapping_mul(2).wrapping_add(1));
-    let test_data = Circles::generate(settings.test_images, args.seed.wrapping_mul(2).wrapping_add(2));
+    let scene = settings.scene;
+    let train_data = Circles::generate(scene, settings.train_images, args.seed.wrapping_mul(2).wrapping_add(1));
+    let test_data = Circles::generate(scene, settings.test_images, args.seed.wrapping_mul(2).wrapping_add(2));
     let base = ModelConfig {
         encoder_width: settings.encoder_width,
         decoder_width: settings.decoder_width,
         hagg_width: settings.hagg_width,
         srn: None,
+        set_size: settings.set_size,
+        image_side: scene.side,
     };
     let srn = SrnConfig {
         steps: settings.inner_steps,
@@ -154,8 +157,8 @@ pub fn run(args: &Args) -> Result<()> {
         let (stats, _) = train::evaluate(&outcome.model, &test_data, &all, settings.batch, false);
         table::write_curve(&spec.dir.join("curve.csv"), &outcome.curve)?;
         figures::decomposition(&outcome.model, &test_data, 8, &spec.dir.join("decomposition.png"))?;
-        figures::interpolation(&outcome.model, 9, &spec.dir.join("interpolation.png"))?;
-        figures::tsne_plots(&outcome.model, settings.tsne_grid, args.seed, &spec.dir, &spec.name)?;
+        figures::interpolation(&outcome.model, scene, 9, &spec.dir.join("interpolation.png"))?;
+        figures::tsne_plots(&outcome.model, scene, settings.tsne_grid, args.seed, &spec.dir, &spec.name)?;
         curves.push((spec.name.clone(), outcome.curve.clone()));
         results.push(table::ModelResult {
             name: spec.name.clone(),

@@ -5,11 +5,14 @@
 //!   ReLU, giving `8w x 2 x 2` features (w = 64 in the paper).
 //! - `z = Linear(32w -> 100)` of the flattened features; `S0`: the features viewed as 16 groups of `2w`
 //!   consecutive values (channels `w/2*i .. w/2*(i+1)` at the 4 positions), each mapped by one shared
-//!   `Linear(2w -> 10)`: 16 elements of dimension 10.
+//!   `Linear(2w -> 10)`: 16 elements of dimension 10 (`n` elements in general: groups of `32w / n`).
 //! - `H_agg`: per element 10 -> 512 -> 512 -> 100 with ReLU, divided by the set size, then FSPool(100, k = 20).
 //! - Decoder `F`, per element: Linear(10 -> 16v) BN ReLU as `v x 4 x 4`; ConvT(v -> v/2, 4, s2, p1) BN ReLU;
 //!   ConvT(v/2 -> v/4, 4, s2, p1) BN ReLU; ConvT(v/4 -> 3, 4, s4, p0): 64x64 logits `I_i` (v = 1024 in the
 //!   paper). `Y = clamp(sum_i softmax_i(I) * sigmoid(I_i), 0, 1)`, the softmax across elements.
+//!
+//! On 32 x 32 images (the `small` profile) the last convolution has stride 2 (4 -> 2) and the last transposed
+//! convolution stride 2, padding 1 (16 -> 32); everything else is as above.
 
 use autograd::{ConvGeom, Var};
 use models::{BatchNorm, Conv2d, ConvTranspose2d, FSEncoder, Linear, Module, Param, Scope, Srn, SrnConfig};
@@ -26,8 +29,20 @@ pub struct ModelConfig {
     pub hagg_width: usize,
     /// The SRN's inner loop, or `None` for the baseline (the set is `S0`).
     pub srn: Option<SrnConfig>,
+    /// Set elements `n` (paper: 16).
+    pub set_size: usize,
+    /// Image side: 64 (the paper's) or 32.
+    pub image_side: usize,
 }
 
+impl ModelConfig {
+    /// The paper's set size and image side with the given widths.
+    pub fn paper_shape(encoder_width: usize, decoder_width: usize, hagg_width: usize, srn: Option<SrnConfig>) -> Self {
+        ModelConfig { encoder_width, decoder_width, hagg_width, srn, set_size: SET_SIZE, image_side: 64 }
+    }
+}
+
+/// The paper's set size.
 pub const SET_SIZE: usize = 16;
 pub const ELEMENT_DIM: usize = 10;
 pub const EMBED_DIM: usize = 100;
@@ -39,24 +54,40 @@ pub struct Encoder {
     norms: Vec<BatchNorm<f32>>,
     embed: Linear<f32>,
     element: Linear<f32>,
+    set_size: usize,
+}
+
+/// The last layer's stride for an image side: the encoder ends on `2 x 2`, the decoder starts on `4 x 4`.
+fn last_stride(side: usize) -> usize {
+    match side {
+        64 => 4,
+        32 => 2,
+        _ => panic!("Circles model: image side {side} (only 32 and 64 are supported)"),
+    }
 }
 
 impl Encoder {
-    fn new(w: usize, rng: &mut impl Rng) -> Self {
+    fn new(w: usize, set_size: usize, side: usize, rng: &mut impl Rng) -> Self {
+        assert!(
+            set_size > 0 && (32 * w) % set_size == 0,
+            "Encoder: {} features cannot be split into {set_size} elements",
+            32 * w
+        );
         let widths = [3, w, 2 * w, 4 * w, 8 * w];
-        let geoms =
-            [ConvGeom::strided(2, 1), ConvGeom::strided(2, 1), ConvGeom::strided(2, 1), ConvGeom::strided(4, 1)];
+        let last = ConvGeom::strided(last_stride(side), 1);
+        let geoms = [ConvGeom::strided(2, 1), ConvGeom::strided(2, 1), ConvGeom::strided(2, 1), last];
         let convs = (0..4).map(|i| Conv2d::new(widths[i], widths[i + 1], 4, geoms[i], false, rng)).collect();
         let norms = (1..4).map(|i| BatchNorm::new(widths[i + 1])).collect();
         Encoder {
             convs,
             norms,
             embed: Linear::new(32 * w, EMBED_DIM, rng),
-            element: Linear::new(32 * w / SET_SIZE, ELEMENT_DIM, rng),
+            element: Linear::new(32 * w / set_size, ELEMENT_DIM, rng),
+            set_size,
         }
     }
 
-    /// Images `[B, 3, 64, 64]` to `(S0 [B, 16, 10], z [B, 100])`.
+    /// Images `[B, 3, S, S]` to `(S0 [B, n, 10], z [B, 100])`.
     pub fn forward<'t>(&self, scope: &Scope<'t, f32>, x: Var<'t, f32>) -> (Var<'t, f32>, Var<'t, f32>) {
         let mut h = self.convs[0].forward(scope, x).relu();
         for (conv, norm) in self.convs[1..].iter().zip(&self.norms) {
@@ -64,7 +95,7 @@ impl Encoder {
         }
         let b = h.shape()[0];
         let flat = h.reshape(&[b, h.len() / b]);
-        let groups = flat.reshape(&[b, SET_SIZE, h.len() / b / SET_SIZE]);
+        let groups = flat.reshape(&[b, self.set_size, h.len() / b / self.set_size]);
         (self.element.forward(scope, groups), self.embed.forward(scope, flat))
     }
 }
@@ -87,9 +118,9 @@ impl Module<f32> for Encoder {
 
 /// The set decoder `F`: every element decoded to an image by shared layers, then mixed per pixel.
 ///
-/// Built for Circles by [`Decoder::new`] (10-dim elements, a `4 x 4` start, `64 x 64` images), or for other
-/// element sizes and image sides by [`Decoder::with_shape`]: a `s x s` start grows to `16s x 16s` (strides 2,
-/// 2, 4), and the logits are cropped to their top-left `out x out` corner.
+/// Built for Circles by [`Decoder::new`] (10-dim elements, a `4 x 4` start, `64 x 64` or `32 x 32` images), or
+/// for other element sizes and image sides by [`Decoder::with_shape`]: a `s x s` start grows to `16s x 16s`
+/// (strides 2, 2, 4), and the logits are cropped to their top-left `out x out` corner.
 pub struct Decoder {
     project: Linear<f32>,
     project_norm: BatchNorm<f32>,
@@ -109,9 +140,13 @@ pub struct Decoded<'t> {
 }
 
 impl Decoder {
-    /// The Circles decoder of input width `v` (paper: 1024): elements of dimension 10 to `64 x 64` images.
-    pub fn new(v: usize, rng: &mut impl Rng) -> Self {
-        Self::with_shape(ELEMENT_DIM, v, 4, 64, rng)
+    /// The Circles decoder of input width `v` (paper: 1024): elements of dimension 10 to `side x side` images
+    /// (64, the paper's, or 32: then the last layer has stride 2 and padding 1).
+    pub fn new(v: usize, side: usize, rng: &mut impl Rng) -> Self {
+        match last_stride(side) {
+            4 => Self::with_shape(ELEMENT_DIM, v, 4, 64, rng),
+            _ => Self::build(ELEMENT_DIM, v, 4, ConvGeom::strided(2, 1), 32, rng),
+        }
     }
 
     /// Elements of dimension `element_dim` to `out_side x out_side` images: `Linear(element_dim -> v s s)` BN
@@ -125,11 +160,19 @@ impl Decoder {
              {out_side} x {out_side}",
             16 * start_side
         );
-        let geoms = [
-            (ConvGeom::strided(2, 1), v, v / 2),
-            (ConvGeom::strided(2, 1), v / 2, v / 4),
-            (ConvGeom::strided(4, 0), v / 4, 3),
-        ];
+        Self::build(element_dim, v, start_side, ConvGeom::strided(4, 0), out_side, rng)
+    }
+
+    /// The layers, the last transposed convolution of geometry `last`.
+    fn build(
+        element_dim: usize,
+        v: usize,
+        start_side: usize,
+        last: ConvGeom,
+        out_side: usize,
+        rng: &mut impl Rng,
+    ) -> Self {
+        let geoms = [(ConvGeom::strided(2, 1), v, v / 2), (ConvGeom::strided(2, 1), v / 2, v / 4), (last, v / 4, 3)];
         let cells = start_side * start_side;
         Decoder {
             project: Linear::new(element_dim, cells * v, rng),
@@ -158,7 +201,7 @@ impl Decoder {
             h = norm.forward(scope, deconv.forward(scope, h)).relu();
         }
         let mut logits = self.deconvs[2].forward(scope, h);
-        let (side, out) = (16 * self.start_side, self.out_side);
+        let (side, out) = (logits.shape()[2], self.out_side);
         if out < side {
             logits = logits.narrow(2, 0, out).narrow(3, 0, out);
         }
@@ -204,11 +247,11 @@ pub struct Forward<'t> {
 
 impl CirclesModel {
     pub fn new(config: &ModelConfig, rng: &mut impl Rng) -> Self {
-        let encoder = Encoder::new(config.encoder_width, rng);
+        let encoder = Encoder::new(config.encoder_width, config.set_size, config.image_side, rng);
         let srn = config
             .srn
             .map(|c| Srn::new(FSEncoder::new(ELEMENT_DIM, config.hagg_width, EMBED_DIM, FSPOOL_PIECES, rng), c));
-        CirclesModel { encoder, srn, decoder: Decoder::new(config.decoder_width, rng) }
+        CirclesModel { encoder, srn, decoder: Decoder::new(config.decoder_width, config.image_side, rng) }
     }
 
     /// `training` records everything for the outer backward pass (and uses batch statistics); otherwise call

@@ -1,5 +1,7 @@
 //! Run sizes. `paper` is the released code's setup; the others shrink it to fit this 2-core machine.
 
+use super::data::Scene;
+use super::model::SET_SIZE;
 use clap::ValueEnum;
 use serde::Serialize;
 
@@ -11,6 +13,9 @@ pub enum Profile {
     Quick,
     /// The run whose numbers stand beside the paper's (about two hours for both models, resumable).
     Standard,
+    /// 32 x 32 images with 0 to 5 circles, 8 set elements, narrow layers: the released code's step count
+    /// (100,000 steps of each model) in about four hours of this machine, resumable.
+    Small,
     /// The released code's widths and data sizes, for bigger machines.
     Paper,
 }
@@ -18,6 +23,10 @@ pub enum Profile {
 /// What a profile sets.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Settings {
+    /// Image side and circle bounds.
+    pub scene: Scene,
+    /// Set elements n (paper 16).
+    pub set_size: usize,
     pub train_images: usize,
     pub test_images: usize,
     pub batch: usize,
@@ -43,6 +52,8 @@ impl Profile {
     pub fn settings(self) -> Settings {
         match self {
             Profile::Smoke => Settings {
+                scene: Scene::PAPER,
+                set_size: SET_SIZE,
                 train_images: 48,
                 test_images: 24,
                 batch: 8,
@@ -58,6 +69,8 @@ impl Profile {
                 tsne_grid: 4,
             },
             Profile::Quick => Settings {
+                scene: Scene::PAPER,
+                set_size: SET_SIZE,
                 train_images: 8192,
                 test_images: 512,
                 batch: 32,
@@ -73,6 +86,8 @@ impl Profile {
                 tsne_grid: 10,
             },
             Profile::Standard => Settings {
+                scene: Scene::PAPER,
+                set_size: SET_SIZE,
                 train_images: 16_000,
                 test_images: 1_000,
                 batch: 64,
@@ -87,7 +102,26 @@ impl Profile {
                 eval_images: 256,
                 tsne_grid: 12,
             },
+            Profile::Small => Settings {
+                scene: Scene::SMALL,
+                set_size: 8,
+                train_images: 32_000,
+                test_images: 2_000,
+                batch: 32,
+                epochs: 100,
+                encoder_width: 16,
+                decoder_width: 64,
+                hagg_width: 128,
+                inner_steps: 10,
+                double_steps_from_epoch: Some(20),
+                lr: 3e-4,
+                eval_every: 1_000,
+                eval_images: 1_000,
+                tsne_grid: 12,
+            },
             Profile::Paper => Settings {
+                scene: Scene::PAPER,
+                set_size: SET_SIZE,
                 train_images: 64_000,
                 test_images: 4_000,
                 batch: 64,

@@ -1,7 +1,7 @@
 //! Training one Circles model: batches, Adam, a learning curve, checkpoints every epoch (and on Ctrl-C), and
 //! exact resumption (the data and every epoch's order are functions of the seed).
 
-use super::data::{Circles, IMAGE_LEN};
+use super::data::Circles;
 use super::metrics::{objects_in, Decomposition};
 use super::model::{CirclesModel, ModelConfig};
 use super::profile::Settings;
@@ -46,6 +46,29 @@ pub struct CurvePoint {
     pub inner_last: f64,
 }
 
+impl CurvePoint {
+    /// One progress line: errors, % decomposed at 1 to 3 circles and, for a model with an inner loop, the
+    /// inner loss at its first and last step.
+    pub fn summary(&self, name: &str, total: usize) -> String {
+        let inner = if self.inner_first.is_nan() {
+            String::new()
+        } else {
+            format!(", inner {:.2} -> {:.2}", self.inner_first, self.inner_last)
+        };
+        let rate = |c: usize| self.decomposed.get(c).copied().unwrap_or(f64::NAN);
+        format!(
+            "{name} step {}/{total}: train {:.1}, test {:.1} per image, decomposed 1/2/3 circles {:.0}/{:.0}/{:.0}%{inner}, {:.0}s",
+            self.step,
+            self.train_error,
+            self.test_error,
+            rate(1),
+            rate(2),
+            rate(3),
+            self.seconds
+        )
+    }
+}
+
 /// How a run ended.
 pub struct Outcome {
     pub model: CirclesModel,
@@ -57,13 +80,14 @@ pub struct Outcome {
 
 const CHECKPOINT: &str = "checkpoint.safetensors";
 
-/// Images `indices` of `data` as a `[len, 3, 64, 64]` array.
+/// Images `indices` of `data` as a `[len, 3, side, side]` array.
 pub fn batch(data: &Circles, indices: &[usize]) -> ArrayD<f32> {
-    let mut v = Vec::with_capacity(indices.len() * IMAGE_LEN);
+    let side = data.scene.side;
+    let mut v = Vec::with_capacity(indices.len() * data.scene.image_len());
     for &i in indices {
         v.extend_from_slice(data.image(i));
     }
-    ArrayD::from_shape_vec(vec![indices.len(), 3, 64, 64], v).expect("image batch")
+    ArrayD::from_shape_vec(vec![indices.len(), 3, side, side], v).expect("image batch")
 }
 
 /// What one evaluated image gave: its reconstruction, the decoded elements and the counts.
@@ -85,6 +109,7 @@ pub fn evaluate(
     model.set_training(false);
     let mut stats = Decomposition::default();
     let mut kept = Vec::new();
+    let len = data.scene.image_len();
     for chunk in indices.chunks(batch_size) {
         let tape = Tape::new();
         let scope = Scope::new(&tape);
@@ -93,10 +118,10 @@ pub fn evaluate(
         let (image, elements) = (out.decoded.image.value(), out.decoded.elements.value());
         let n = elements.shape()[1];
         for (j, &i) in chunk.iter().enumerate() {
-            let rec = &image.as_slice().expect("contiguous")[j * IMAGE_LEN..(j + 1) * IMAGE_LEN];
-            let els = &elements.as_slice().expect("contiguous")[j * n * IMAGE_LEN..(j + 1) * n * IMAGE_LEN];
+            let rec = &image.as_slice().expect("contiguous")[j * len..(j + 1) * len];
+            let els = &elements.as_slice().expect("contiguous")[j * n * len..(j + 1) * n * len];
             let err: f64 = rec.iter().zip(data.image(i)).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
-            let objects = objects_in(els, IMAGE_LEN);
+            let objects = objects_in(els, len);
             stats.add(data.circles[i].len(), objects, err);
             if keep {
                 kept.push(Evaluated { reconstruction: rec.to_vec(), elements: els.to_vec(), objects });
@@ -184,10 +209,7 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
                 inner_first: inner.0,
                 inner_last: inner.1,
             };
-            progress.println(&format!(
-                    "{} step {step}/{total}: train {:.1}, test {:.1} per image, decomposed 1/2/3 circles {:.0}/{:.0}/{:.0}%, inner {:.2} -> {:.2}, {:.0}s",
-                    spec.name, point.train_error, point.test_error, point.decomposed[1], point.decomposed[2], point.decomposed[3], point.inner_first, point.inner_last, point.seconds
-                ));
+            progress.println(&point.summary(&spec.name, total));
             curve.push(point);
             window_loss = 0.0;
             window_steps = 0;
@@ -227,5 +249,23 @@ mod tests {
         assert_eq!(back[0].decomposed[0], 100.0);
         assert!(back[0].decomposed[1].is_nan() && back[0].inner_first.is_nan() && back[0].inner_last.is_nan());
         assert_eq!(back[0].step, 3);
+    }
+
+    #[test]
+    fn a_model_without_an_inner_loop_prints_no_inner_loss() {
+        let mut p = CurvePoint {
+            step: 3,
+            seconds: 1.5,
+            train_error: 10.0,
+            test_error: 9.0,
+            decomposed: vec![100.0, 50.0, 25.0, 0.0],
+            decomposed_all: 75.0,
+            inner_first: f64::NAN,
+            inner_last: f64::NAN,
+        };
+        let line = p.summary("baseline", 10);
+        assert!(!line.contains("inner") && !line.contains("NaN"), "{line}");
+        (p.inner_first, p.inner_last) = (2.0, 1.0);
+        assert!(p.summary("srn", 10).contains("inner 2.00 -> 1.00"));
     }
 }

@@ -14,11 +14,11 @@ pub mod robustness;
 pub mod table;
 pub mod train;
 
-use crate::circles::profile::Profile;
 use crate::Result;
 use data::SortOfClevr;
 use evaluate::{accuracy, robustness, Robustness};
 use model::{RnConfig, RnModel};
+use profile::Profile;
 use robustness::{angles, easy_dataset, synthetic_dataset};
 use std::path::PathBuf;
 use table::{EarlyCheck, ModelReport, SeedResult, Table2};

@@ -2,8 +2,21 @@
 //! to fit this 2-core machine. The models are always the reference's: only data, budget and the evaluation
 //! sets shrink.
 
-use crate::circles::profile::Profile;
+use clap::ValueEnum;
 use serde::Serialize;
+
+/// The Sort-of-CLEVR run sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+pub enum Profile {
+    /// Seconds: a complete run on tiny data, for CI.
+    Smoke,
+    /// The default: one epoch of 2,000 images.
+    Quick,
+    /// 3 epochs of 8,000 images (about two hours for both models).
+    Standard,
+    /// The paper's sizes.
+    Paper,
+}
 
 /// What a profile sets.
 #[derive(Clone, Copy, Debug, Serialize)]

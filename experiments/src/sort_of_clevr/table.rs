@@ -3,9 +3,9 @@
 
 use super::data::Kind;
 use super::evaluate::{Accuracy, Robustness};
+use super::profile::Profile;
 use super::profile::Settings;
 use super::train::CurvePoint;
-use crate::circles::profile::Profile;
 use crate::report::csv::{write_csv, Cell};
 use crate::report::plot::LineChart;
 use crate::report::table::Table;
