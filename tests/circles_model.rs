@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 fn small_srn_model(seed: u64) -> CirclesModel {
-    let srn = SrnConfig { steps: 3, alpha: 0.1, momentum: 0.5, learn_s0: false };
+    let srn = SrnConfig { steps: 3, alpha: 0.1, momentum: 0.5, learn_s0: false, ..SrnConfig::default() };
     let config = ModelConfig::paper_shape(4, 8, 16, Some(srn));
     CirclesModel::new(&config, &mut StdRng::seed_from_u64(seed))
 }
@@ -92,4 +92,22 @@ fn baseline_set_generator_spreads_one_moved_object_over_every_element() {
         })
         .count();
     assert_eq!(changed, SET_SIZE, "moving one circle changed only {changed} of the {SET_SIZE} elements");
+}
+
+/// The `small` profile's shapes: 32 x 32 images, 8 elements, every image and element decoded at 32 x 32.
+#[test]
+fn the_small_model_decodes_32_pixel_images_from_8_elements() {
+    use experiments::circles::data::{Circles, Scene};
+    let srn = SrnConfig { steps: 2, ..SrnConfig::default() };
+    let config = ModelConfig { set_size: 8, image_side: 32, ..ModelConfig::paper_shape(4, 8, 16, Some(srn)) };
+    let model = CirclesModel::new(&config, &mut StdRng::seed_from_u64(1));
+    let data = Circles::generate(Scene::SMALL, 3, 2);
+    let tape = Tape::new();
+    let scope = Scope::new(&tape);
+    let x = tape.constant(experiments::circles::train::batch(&data, &[0, 1, 2]));
+    let out = model.forward(&scope, x, true);
+    assert_eq!(out.set.shape(), vec![3, 8, ELEMENT_DIM]);
+    assert_eq!(out.decoded.image.shape(), vec![3, 3, 32, 32]);
+    assert_eq!(out.decoded.elements.shape(), vec![3, 8, 3, 32, 32]);
+    assert_eq!(out.inner_losses.len(), 2);
 }

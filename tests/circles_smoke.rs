@@ -1,7 +1,7 @@
 //! The Circles experiment end to end on its smoke profile: every output is written, and a run interrupted
 //! after its first step then resumed gives exactly the table of an uninterrupted run.
 
-use experiments::circles::{profile::Profile, run, Args, Which};
+use experiments::circles::{profile::Profile, run, Args, GradientMode, Which};
 use experiments::training::INTERRUPTED;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -18,6 +18,8 @@ fn args(out: &Path, resume: bool) -> Args {
         inner_steps: None,
         lr: None,
         epochs: None,
+        inner_gradient: GradientMode::Unrolled,
+        evaluate: None,
     }
 }
 

@@ -88,6 +88,11 @@ impl<T: Float> Tape<T> {
         self.push(Rc::new(value), None, Vec::new(), false)
     }
 
+    /// A constant sharing `value` (no copy).
+    pub fn constant_shared(&self, value: Rc<ArrayD<T>>) -> Var<'_, T> {
+        self.push(value, None, Vec::new(), false)
+    }
+
     /// A constant scalar (a 0-d tensor).
     pub fn scalar(&self, x: T) -> Var<'_, T> {
         self.constant(ndarray::arr0(x).into_dyn())

@@ -32,4 +32,4 @@ pub use norm::{BatchNorm, LayerNorm};
 pub use optim::{clip_grad_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use param::{Buffer, Param, ParamId};
 pub use scope::{Grads, Scope};
-pub use srn::{Refinement, SetEncoder, Srn, SrnConfig};
+pub use srn::{InnerGradient, Refinement, SetEncoder, Srn, SrnConfig};

@@ -17,12 +17,28 @@
 //! `G` through the refinement, as the paper's text implies.
 
 use crate::{Module, Param, Scope};
-use autograd::Var;
+use autograd::{Tape, Var};
 use kernels::Float;
+use ndarray::ArrayD;
+use std::rc::Rc;
 
 /// A permutation-invariant set encoder: `[B, N, d]` sets to `[B, c]` vectors.
 pub trait SetEncoder<T: Float>: Module<T> {
     fn encode<'t>(&self, scope: &Scope<'t, T>, set: Var<'t, T>) -> Var<'t, T>;
+}
+
+/// How the outer loss differentiates through the inner loop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InnerGradient {
+    /// Through every inner step (the paper's and the released code's): the tape holds all `r` steps.
+    #[default]
+    Unrolled,
+    /// Approximate implicit differentiation (as iDSPN, Zhang et al. 2022): the first `r - 1` steps run
+    /// unrecorded, each on a tape of its own that is dropped at once, and the outer loss differentiates
+    /// through the last step only, with `S_{r-1}` and the momentum buffer held constant. This is the implicit
+    /// function theorem's gradient at a fixed point with the identity (times `alpha`) in place of the inverse
+    /// Hessian of the inner loss; memory does not grow with `r`, and `S0` gets no outer gradient.
+    Implicit,
 }
 
 /// The refinement's hyper-parameters.
@@ -34,13 +50,15 @@ pub struct SrnConfig {
     pub alpha: f64,
     /// The inner SGD's momentum (the released code: 0.5, no dampening).
     pub momentum: f64,
-    /// Let the outer gradient reach `S0` (and so the set generator) through the refinement.
+    /// Let the outer gradient reach `S0` (and so the set generator) through the refinement (unrolled only).
     pub learn_s0: bool,
+    /// How the outer loss differentiates through the inner steps.
+    pub gradient: InnerGradient,
 }
 
 impl Default for SrnConfig {
     fn default() -> Self {
-        SrnConfig { steps: 10, alpha: 0.1, momentum: 0.5, learn_s0: false }
+        SrnConfig { steps: 10, alpha: 0.1, momentum: 0.5, learn_s0: false, gradient: InnerGradient::Unrolled }
     }
 }
 
@@ -81,16 +99,26 @@ impl<E> Srn<E> {
         E: SetEncoder<T>,
     {
         let tape = scope.tape();
-        let SrnConfig { steps, alpha, momentum, learn_s0 } = self.config;
+        let SrnConfig { steps, alpha, momentum, learn_s0, gradient } = self.config;
         let (alpha, momentum) = (T::of(alpha), T::of(momentum));
         let z = if training { z } else { z.detach() };
+        let implicit = training && gradient == InnerGradient::Implicit;
         // A leaf of its own unless S0 is learned (and can be): the inner gradient needs a variable to
         // differentiate by.
-        let mut s = if learn_s0 && training && s0.requires_grad() { s0 } else { tape.leaf_shared(s0.value()) };
+        let learned = learn_s0 && training && !implicit && s0.requires_grad();
+        let mut s = if learned { s0 } else { tape.leaf_shared(s0.value()) };
         let mut sets = vec![s];
         let mut losses = Vec::with_capacity(steps);
         let mut buf: Option<Var<'t, T>> = None;
-        for _ in 0..steps {
+        if implicit && steps > 1 {
+            let (s_last, buf_last, early) = self.unrecorded_steps(scope, s.value(), z.value(), steps - 1);
+            losses.extend(early.iter().map(|(loss, _)| *loss));
+            sets.extend(early.into_iter().map(|(_, set)| tape.constant_shared(set)));
+            s = tape.leaf_shared(s_last);
+            buf = Some(tape.constant(buf_last));
+        }
+        let recorded = if implicit { steps.min(1) } else { steps };
+        for _ in 0..recorded {
             if !training {
                 s = tape.leaf_shared(s.value());
             }
@@ -108,6 +136,43 @@ impl<E> Srn<E> {
             sets.push(s);
         }
         Refinement { sets, losses }
+    }
+
+    /// `steps` inner steps from `s0` on values alone, each on a tape of its own (whose parameters take the
+    /// values they stand for on `scope`): the refined set, the momentum buffer, and each step's loss and
+    /// resulting set.
+    #[allow(clippy::type_complexity)]
+    fn unrecorded_steps<T: Float>(
+        &self,
+        scope: &Scope<'_, T>,
+        s0: Rc<ArrayD<T>>,
+        z: Rc<ArrayD<T>>,
+        steps: usize,
+    ) -> (Rc<ArrayD<T>>, ArrayD<T>, Vec<(T, Rc<ArrayD<T>>)>)
+    where
+        E: SetEncoder<T>,
+    {
+        let (alpha, momentum) = (T::of(self.config.alpha), T::of(self.config.momentum));
+        let (mut s, mut buf): (Rc<ArrayD<T>>, Option<ArrayD<T>>) = (s0, None);
+        let mut trace = Vec::with_capacity(steps);
+        for _ in 0..steps {
+            let tape = Tape::new();
+            let step = Scope::new(&tape);
+            for (p, v) in scope.bound() {
+                step.bind(&p, tape.leaf_shared(v.value()));
+            }
+            let leaf = tape.leaf_shared(s.clone());
+            let loss = (self.encoder.encode(&step, leaf) - tape.constant_shared(z.clone())).square().sum();
+            let g = tape.grad(&[loss], &[leaf], false)[0].value();
+            let b = match buf {
+                None => (*g).clone(),
+                Some(prev) => prev * momentum + &*g,
+            };
+            let next = Rc::new(&*s - &(&b * alpha));
+            trace.push((loss.item(), next.clone()));
+            (s, buf) = (next, Some(b));
+        }
+        (s, buf.expect("at least one unrecorded step"), trace)
     }
 }
 

@@ -1,9 +1,10 @@
-//! The Set Refiner Network module: its outer gradient through the inner steps, the S0 flag, evaluation mode,
-//! equivariance and that the inner loss goes down.
+//! The Set Refiner Network module: its outer gradient through the inner steps (unrolled, and the approximate
+//! implicit mode against its definition), the S0 flag, evaluation mode, equivariance and that the inner loss
+//! goes down.
 
 use autograd::check::{check_grad_order, test_fn, uniform, Tolerance};
 use autograd::{Tape, Var};
-use models::{Linear, Module, Param, Scope, SetEncoder, Srn, SrnConfig};
+use models::{InnerGradient, Linear, Module, Param, Scope, SetEncoder, Srn, SrnConfig};
 use ndarray::{ArrayD, Axis};
 use rand::{rngs::StdRng, SeedableRng};
 use std::rc::Rc;
@@ -29,7 +30,8 @@ fn srn(config: SrnConfig) -> Srn<SumEncoder> {
     Srn::new(SumEncoder { lin: Linear::new(3, 4, &mut StdRng::seed_from_u64(3)) }, config)
 }
 
-const CONFIG: SrnConfig = SrnConfig { steps: 3, alpha: 0.2, momentum: 0.5, learn_s0: true };
+const CONFIG: SrnConfig =
+    SrnConfig { steps: 3, alpha: 0.2, momentum: 0.5, learn_s0: true, gradient: InnerGradient::Unrolled };
 
 #[test]
 fn outer_gradient_matches_finite_differences_of_the_unrolled_refinement() {
@@ -127,4 +129,105 @@ fn refinement_is_equivariant_to_permuting_the_initial_set() {
     let permuted = run(s0.select(Axis(1), &perm));
     let expected = plain.select(Axis(1), &perm);
     assert!(permuted.iter().zip(expected.iter()).all(|(a, b)| (a - b).abs() < 1e-12));
+}
+
+const IMPLICIT: SrnConfig = SrnConfig { steps: 4, learn_s0: false, gradient: InnerGradient::Implicit, ..CONFIG };
+
+/// The implicit mode's outer loss and its gradient by (z, W, b) at `inputs`, through `Srn::refine`.
+fn implicit_grads(inputs: &[ArrayD<f64>; 4]) -> (f64, Vec<ArrayD<f64>>) {
+    let net = srn(IMPLICIT);
+    let tape = Tape::new();
+    let scope = Scope::new(&tape);
+    let (z, s0) = (tape.leaf(inputs[0].clone()), tape.constant(inputs[1].clone()));
+    let (w, b) = (tape.leaf(inputs[2].clone()), tape.leaf(inputs[3].clone()));
+    scope.bind(&net.encoder.lin.weight, w);
+    scope.bind(net.encoder.lin.bias.as_ref().unwrap(), b);
+    let s = net.refine(&scope, s0, z, true).last();
+    let loss = (s * s.sin_like()).sum();
+    let grads = tape.grad(&[loss], &[z, w, b], false);
+    (loss.item(), grads.iter().map(|g| (*g.value()).clone()).collect())
+}
+
+/// The implicit mode's definition, by value: `S_{r-1}` and the momentum buffer are those of `theta0`'s
+/// unrecorded steps, held fixed; only the last step `S_r = S_{r-1} - alpha (m buf + dL/dS(S_{r-1}; theta))`
+/// depends on `theta = (z, W, b)`.
+fn implicit_definition(theta0: &[ArrayD<f64>; 4], theta: &[ArrayD<f64>; 4]) -> f64 {
+    let SrnConfig { steps, alpha, momentum, .. } = IMPLICIT;
+    let eval = |inputs: &[ArrayD<f64>; 4], steps: usize| -> Vec<ArrayD<f64>> {
+        let net = srn(SrnConfig { steps, ..IMPLICIT });
+        net.encoder.lin.weight.set(inputs[2].clone());
+        net.encoder.lin.bias.as_ref().unwrap().set(inputs[3].clone());
+        let tape = Tape::new();
+        let scope = Scope::new(&tape);
+        let (z, s0) = (tape.constant(inputs[0].clone()), tape.constant(inputs[1].clone()));
+        let r = tape.no_grad(|| net.refine(&scope, s0, z, false));
+        r.sets.iter().map(|v| (*v.value()).clone()).collect()
+    };
+    let sets = eval(theta0, steps - 1);
+    let (s_prev, s_last) = (&sets[steps - 2], &sets[steps - 1]);
+    let buf = (s_prev - s_last) / alpha;
+    let net = srn(IMPLICIT);
+    net.encoder.lin.weight.set(theta[2].clone());
+    net.encoder.lin.bias.as_ref().unwrap().set(theta[3].clone());
+    let tape = Tape::new();
+    let scope = Scope::new(&tape);
+    let s = tape.leaf(s_last.clone());
+    let inner = (net.encoder.encode(&scope, s) - tape.constant(theta[0].clone())).square().sum();
+    let g = (*tape.grad(&[inner], &[s], false)[0].value()).clone();
+    let next = tape.constant(s_last - &((buf * momentum + g) * alpha));
+    (next * next.sin_like()).sum().item()
+}
+
+#[test]
+fn implicit_gradient_matches_finite_differences_of_its_definition() {
+    let theta0 = [
+        uniform(&[2, 4], -1.0, 1.0, 1),
+        uniform(&[2, 5, 3], -1.0, 1.0, 2),
+        uniform(&[4, 3], -1.0, 1.0, 3),
+        uniform(&[4], -0.5, 0.5, 4),
+    ];
+    let (loss, grads) = implicit_grads(&theta0);
+    assert!((loss - implicit_definition(&theta0, &theta0)).abs() < 1e-12, "same forward value");
+    let h = 1e-6;
+    for (k, input) in [0usize, 2, 3].into_iter().enumerate() {
+        for i in 0..theta0[input].len() {
+            let at = |d: f64| {
+                let mut theta = theta0.clone();
+                theta[input].as_slice_mut().unwrap()[i] += d;
+                implicit_definition(&theta0, &theta)
+            };
+            let numeric = (at(h) - at(-h)) / (2.0 * h);
+            let analytic = grads[k].as_slice().unwrap()[i];
+            assert!(
+                (numeric - analytic).abs() < 1e-6 * (1.0 + numeric.abs()),
+                "input {input} element {i}: finite differences {numeric}, implicit gradient {analytic}"
+            );
+        }
+    }
+    // And it is not the unrolled gradient (which also sees how S_{r-1} depends on W).
+    let unrolled = outer_grads(SrnConfig { steps: 4, learn_s0: false, ..CONFIG });
+    assert!(unrolled.1[0].iter().zip(grads[1].iter()).any(|(a, b)| (a - b).abs() > 1e-6));
+}
+
+#[test]
+fn implicit_mode_refines_to_the_same_set_and_its_tape_does_not_grow_with_r() {
+    let nodes = |config: SrnConfig| {
+        let net = srn(config);
+        let tape = Tape::new();
+        let scope = Scope::new(&tape);
+        let z = tape.leaf(uniform(&[2, 4], -1.0, 1.0, 1));
+        let s0 = tape.constant(uniform(&[2, 5, 3], -1.0, 1.0, 2));
+        let r = net.refine(&scope, s0, z, true);
+        (tape.len(), (*r.last().value()).clone(), r.losses)
+    };
+    let (implicit2, s_implicit, losses_implicit) = nodes(SrnConfig { steps: 2, ..IMPLICIT });
+    let (unrolled2, s_unrolled, losses_unrolled) = nodes(SrnConfig { steps: 2, ..CONFIG });
+    assert!(s_implicit.iter().zip(s_unrolled.iter()).all(|(a, b)| (a - b).abs() < 1e-12));
+    assert_eq!(losses_implicit.len(), 2);
+    assert!(losses_implicit.iter().zip(&losses_unrolled).all(|(a, b)| (a - b).abs() < 1e-12));
+    let (implicit8, _, _) = nodes(SrnConfig { steps: 8, ..IMPLICIT });
+    let (unrolled8, _, _) = nodes(SrnConfig { steps: 8, ..CONFIG });
+    // Six more steps: six more constant sets on the implicit tape, against six recorded steps unrolled.
+    assert_eq!(implicit8 - implicit2, 6);
+    assert!(unrolled8 - unrolled2 > 60, "unrolled: {unrolled2} -> {unrolled8} nodes");
 }

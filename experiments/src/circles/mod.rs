@@ -11,7 +11,7 @@ pub mod train;
 use crate::Result;
 use data::Circles;
 use model::ModelConfig;
-use models::SrnConfig;
+use models::{InnerGradient, SrnConfig};
 use profile::Profile;
 use std::path::PathBuf;
 use train::RunSpec;
@@ -55,11 +55,35 @@ pub struct Args {
     /// Number of epochs (default: the profile's). A finished run can be extended with more epochs and --resume.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// How the outer loss differentiates through the inner steps: unrolled (the paper's) or implicit (only
+    /// through the last step, as iDSPN's approximate implicit differentiation; memory constant in r).
+    #[arg(long, value_enum, default_value_t = GradientMode::Unrolled)]
+    pub inner_gradient: GradientMode,
+    /// Evaluate the checkpoints in DIR (as written by a run of the same profile and flags) without training:
+    /// Table 1 and the figures, written into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub evaluate: Option<PathBuf>,
+}
+
+/// `--inner-gradient`: [`InnerGradient`] on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GradientMode {
+    Unrolled,
+    Implicit,
+}
+
+impl From<GradientMode> for InnerGradient {
+    fn from(mode: GradientMode) -> Self {
+        match mode {
+            GradientMode::Unrolled => InnerGradient::Unrolled,
+            GradientMode::Implicit => InnerGradient::Implicit,
+        }
+    }
 }
 
 impl Args {
     fn out_dir(&self) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| {
+        self.evaluate.clone().or_else(|| self.out.clone()).unwrap_or_else(|| {
             let lr = self.lr.map(|lr| format!("-lr{lr}")).unwrap_or_default();
             PathBuf::from(format!("runs/circles-{:?}-seed{}{lr}", self.profile, self.seed).to_lowercase())
         })
@@ -76,6 +100,9 @@ impl Args {
         }
         if let Some(r) = self.inner_steps {
             name.push_str(&format!("-r{r}"));
+        }
+        if self.inner_gradient == GradientMode::Implicit {
+            name.push_str("-implicit");
         }
         name
     }
@@ -110,7 +137,9 @@ pub fn run(args: &Args) -> Result<()> {
         dir.display()
     );
     let scene = settings.scene;
-    let train_data = Circles::generate(scene, settings.train_images, args.seed.wrapping_mul(2).wrapping_add(1));
+    // Evaluating saved checkpoints needs no training images.
+    let train_images = if args.evaluate.is_some() { 0 } else { settings.train_images };
+    let train_data = Circles::generate(scene, train_images, args.seed.wrapping_mul(2).wrapping_add(1));
     let test_data = Circles::generate(scene, settings.test_images, args.seed.wrapping_mul(2).wrapping_add(2));
     let base = ModelConfig {
         encoder_width: settings.encoder_width,
@@ -125,6 +154,7 @@ pub fn run(args: &Args) -> Result<()> {
         alpha: args.alpha.unwrap_or(0.1),
         momentum: 0.5,
         learn_s0: args.learn_s0,
+        gradient: args.inner_gradient.into(),
     };
     let mut specs = Vec::new();
     if matches!(args.model, Which::Baseline | Which::Both) {
@@ -149,7 +179,10 @@ pub fn run(args: &Args) -> Result<()> {
     let mut results = Vec::new();
     let mut curves = Vec::new();
     for spec in &specs {
-        let outcome = train::train(spec, &train_data, &test_data, args.resume)?;
+        let outcome = match args.evaluate {
+            Some(_) => train::load(spec)?,
+            None => train::train(spec, &train_data, &test_data, args.resume)?,
+        };
         if outcome.interrupted {
             return Err(format!("interrupted during {}; rerun with --resume to continue", spec.name).into());
         }

@@ -132,6 +132,33 @@ pub fn evaluate(
     (stats, kept)
 }
 
+/// r as it is at training step `step` (counted from 0): doubled from the profile's epoch on, if it says so.
+fn set_inner_steps(model: &mut CirclesModel, settings: &Settings, step: usize) {
+    if let Some(srn) = &mut model.srn {
+        srn.config.steps = settings.inner_steps_at(step / settings.steps_per_epoch());
+    }
+}
+
+/// The model saved in `spec`'s folder, with its curve, steps and seconds, for evaluation without training.
+pub fn load(spec: &RunSpec) -> Result<Outcome> {
+    let mut model = CirclesModel::new(&spec.model, &mut StdRng::seed_from_u64(spec.seed));
+    let mut adam = Adam::new(model.params(), AdamConfig { lr: spec.settings.lr, ..AdamConfig::default() });
+    let path = spec.dir.join(CHECKPOINT);
+    if !path.exists() {
+        return Err(format!("{}: no checkpoint to evaluate ({} missing)", spec.name, path.display()).into());
+    }
+    let mut ck = Checkpoint::load(&path)?;
+    ck.load_module("model", &model)?;
+    ck.load_optimizer("adam", &mut adam)?;
+    let steps = ck.take_count("step")? as usize;
+    let seconds = ck.meta("seconds").unwrap_or("0").parse()?;
+    let curve = serde_json::from_str(ck.meta("curve").unwrap_or("[]"))?;
+    ck.finish()?;
+    set_inner_steps(&mut model, &spec.settings, steps.saturating_sub(1));
+    eprintln!("{}: evaluating {} (step {steps})", spec.name, path.display());
+    Ok(Outcome { model, curve, steps, seconds, interrupted: false })
+}
+
 /// Train (or resume) the run described by `spec` on `train`, drawing the learning curve on `test`.
 pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> Result<Outcome> {
     let s = &spec.settings;
@@ -173,9 +200,7 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
     let seconds_before = seconds;
     while step < total {
         let epoch = step / s.steps_per_epoch();
-        if let Some(srn) = &mut model.srn {
-            srn.config.steps = s.inner_steps_at(epoch);
-        }
+        set_inner_steps(&mut model, s, step);
         let order = epoch_order(train.len(), spec.seed, epoch);
         let within = step % s.steps_per_epoch();
         let indices = &order[within * s.batch..(within + 1) * s.batch];
@@ -224,7 +249,8 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
             return Ok(Outcome { model, curve, steps: step, seconds, interrupted });
         }
     }
-    seconds = seconds.max(seconds_before + progress.elapsed());
+    // Evaluated with the r of the last step trained, also when a finished run was only resumed.
+    set_inner_steps(&mut model, s, step.saturating_sub(1));
     progress.finish();
     Ok(Outcome { model, curve, steps: step, seconds, interrupted })
 }

@@ -70,7 +70,10 @@ impl RnConfig {
 
     /// RN + SRN with the defaults of the module documentation.
     pub fn rn_srn() -> Self {
-        RnConfig { srn: Some(SrnConfig { steps: 5, alpha: 1.0, momentum: 0.5, learn_s0: true }), ..Self::rn() }
+        RnConfig {
+            srn: Some(SrnConfig { steps: 5, alpha: 1.0, momentum: 0.5, learn_s0: true, ..SrnConfig::default() }),
+            ..Self::rn()
+        }
     }
 }
 
