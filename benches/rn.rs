@@ -35,7 +35,7 @@ fn rn_step(c: &mut Criterion) {
                 let images = tape.constant(batch.images.clone());
                 let questions = tape.constant(batch.questions.clone());
                 step += 1;
-                let (logits, _) = model.forward(&scope, images, questions, true, step);
+                let (logits, _) = model.forward(&scope, images, questions, step);
                 let loss = cross_entropy(logits, &batch.answers);
                 let grads = model.grads(&scope, &[loss]);
                 opt.step(&grads);

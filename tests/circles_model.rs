@@ -33,7 +33,7 @@ proptest! {
         let encode = |s: ArrayD<f32>| {
             let tape = Tape::new();
             let scope = Scope::new(&tape);
-            (*h_agg.encode(&scope, tape.constant(s)).value()).clone()
+            (*h_agg.encode(&scope, tape.constant(s), None).value()).clone()
         };
         let permuted = set.select(Axis(1), &permutation(SET_SIZE, pseed));
         prop_assert!(close(&encode(set), &encode(permuted), 1e-5));
@@ -105,7 +105,7 @@ fn the_small_model_decodes_32_pixel_images_from_8_elements() {
     let tape = Tape::new();
     let scope = Scope::new(&tape);
     let x = tape.constant(experiments::circles::train::batch(&data, &[0, 1, 2]));
-    let out = model.forward(&scope, x, true);
+    let out = model.forward(&scope, x);
     assert_eq!(out.set.shape(), vec![3, 8, ELEMENT_DIM]);
     assert_eq!(out.decoded.image.shape(), vec![3, 3, 32, 32]);
     assert_eq!(out.decoded.elements.shape(), vec![3, 8, 3, 32, 32]);

@@ -96,7 +96,7 @@ fn output_shapes() {
         let tape = Tape::new();
         let scope = Scope::new(&tape);
         let (img, q) = (tape.constant(images(2, 2)), tape.constant(questions(2, 3)));
-        let p = m.perceive(&scope, img, true);
+        let p = m.perceive(&scope, img);
         assert_eq!(p.set.shape(), vec![2, CELLS, OBJECT_DIM]);
         assert_eq!(p.s0.shape(), vec![2, CELLS, OBJECT_DIM]);
         assert_eq!(p.inner_losses.len(), inner);
@@ -104,7 +104,7 @@ fn output_shapes() {
         let s0 = p.s0.value();
         assert_eq!(s0[[1, 7, 24]], -0.5);
         assert_eq!(s0[[1, 7, 25]], 0.0);
-        let (logits, losses) = m.forward(&scope, img, q, true, 4);
+        let (logits, losses) = m.forward(&scope, img, q, 4);
         assert_eq!(logits.shape(), vec![2, ANSWERS]);
         assert_eq!(losses.len(), inner);
         assert!(logits.value().iter().all(|v| v.is_finite()));
@@ -117,8 +117,8 @@ fn zero_inner_steps_leave_s0_unchanged() {
     m.set_inner_steps(0);
     assert_eq!(m.srn.as_ref().unwrap().config.steps, 0);
     let tape = Tape::new();
-    let scope = Scope::new(&tape);
-    let p = tape.no_grad(|| m.perceive(&scope, tape.constant(images(2, 6)), false));
+    let scope = Scope::evaluation(&tape);
+    let p = tape.no_grad(|| m.perceive(&scope, tape.constant(images(2, 6))));
     assert!(p.inner_losses.is_empty());
     assert_eq!(*p.set.value(), *p.s0.value());
 }
@@ -171,7 +171,7 @@ proptest! {
         let relate = |s: ArrayD<f32>| {
             let tape = Tape::new();
             let scope = Scope::new(&tape);
-            let out = tape.no_grad(|| m.relate(&scope, tape.constant(s), tape.constant(q.clone()), false, 0));
+            let out = tape.no_grad(|| m.relate(&scope, tape.constant(s), tape.constant(q.clone()), 0));
             (*out.value()).clone()
         };
         let permuted = set.select(Axis(1), &permutation(CELLS, pseed));
@@ -201,7 +201,7 @@ fn training_gradients_are_finite_and_reach_every_parameter() {
         let tape = Tape::new();
         let scope = Scope::new(&tape);
         let (img, q) = (tape.constant(images(3, 8)), tape.constant(questions(3, 9)));
-        let (logits, _) = m.forward(&scope, img, q, true, 10);
+        let (logits, _) = m.forward(&scope, img, q, 10);
         let loss = cross_entropy(logits, &[1, 4, 9]);
         let grads = m.grads(&scope, &[loss]);
         for (name, p) in m.params() {
@@ -216,10 +216,13 @@ fn training_gradients_are_finite_and_reach_every_parameter() {
 fn dropout_depends_on_the_seed_only_in_training() {
     let m = model(RnConfig::rn(), 11);
     let tape = Tape::new();
-    let scope = Scope::new(&tape);
+    let (training, evaluation) = (Scope::new(&tape), Scope::evaluation(&tape));
     let set = tape.constant(uniform(&[2, CELLS, OBJECT_DIM], -1.0, 1.0, 12));
     let q = tape.constant(questions(2, 13));
-    let out = |training, seed| (*tape.no_grad(|| m.relate(&scope, set, q, training, seed)).value()).clone();
+    let out = |training_scope: bool, seed| {
+        let scope = if training_scope { &training } else { &evaluation };
+        (*tape.no_grad(|| m.relate(scope, set, q, seed)).value()).clone()
+    };
     assert_eq!(out(true, 1), out(true, 1));
     assert_ne!(out(true, 1), out(true, 2));
     assert_eq!(out(false, 1), out(false, 2));
@@ -253,7 +256,7 @@ fn adam_steps_overfit_a_small_batch() {
         for _ in 0..12 {
             let tape = Tape::new();
             let scope = Scope::new(&tape);
-            let (logits, _) = m.forward(&scope, tape.constant(img.clone()), tape.constant(q.clone()), true, 19);
+            let (logits, _) = m.forward(&scope, tape.constant(img.clone()), tape.constant(q.clone()), 19);
             let loss = cross_entropy(logits, &labels);
             losses.push(loss.item());
             opt.step(&scope.grads(&[loss]));

@@ -19,7 +19,7 @@ fn step(model: &CirclesModel, data: &Circles, indices: &[usize]) -> (usize, f64)
     let tape = Tape::new();
     let scope = Scope::new(&tape);
     let x = tape.constant(batch(data, indices));
-    let out = model.forward(&scope, x, true);
+    let out = model.forward(&scope, x);
     let loss = (out.decoded.image - x).square().sum();
     let held = tape.live_elements();
     let grads = model.grads(&scope, &[loss]);

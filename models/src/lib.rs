@@ -31,5 +31,5 @@ pub use module::{join, prefixed, unique, Module};
 pub use norm::{BatchNorm, LayerNorm};
 pub use optim::{clip_grad_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use param::{Buffer, Param, ParamId};
-pub use scope::{Grads, Scope};
-pub use srn::{InnerGradient, Refinement, SetEncoder, Srn, SrnConfig};
+pub use scope::{evaluate, Grads, Scope};
+pub use srn::{InnerGradient, Refinement, SetEncoder, SetOutput, SetPipeline, Srn, SrnConfig};

@@ -23,26 +23,41 @@
 //! ```
 
 use crate::param::{Param, ParamId};
+use crate::Module;
 use autograd::{Tape, Var};
 use kernels::Float;
 use ndarray::ArrayD;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-/// A tape plus the leaf (or substitute) each parameter stands for on it.
+/// A tape plus the leaf (or substitute) each parameter stands for on it, and whether the step trains.
 pub struct Scope<'t, T: Float = f32> {
     tape: &'t Tape<T>,
     bound: RefCell<Vec<(Param<T>, Var<'t, T>)>>,
     index: RefCell<HashMap<ParamId, usize>>,
+    training: bool,
 }
 
 impl<'t, T: Float> Scope<'t, T> {
+    /// A training step's scope: dropout drops and the SRN records its inner steps for the outer backward.
     pub fn new(tape: &'t Tape<T>) -> Self {
-        Scope { tape, bound: RefCell::new(Vec::new()), index: RefCell::new(HashMap::new()) }
+        Scope { tape, bound: RefCell::new(Vec::new()), index: RefCell::new(HashMap::new()), training: true }
+    }
+
+    /// An evaluation scope: no dropout, and the SRN takes its inner gradients without recording the outer
+    /// graph. Most code wants [`evaluate`], which also puts the module's batch norms in evaluation mode and
+    /// stops the tape recording.
+    pub fn evaluation(tape: &'t Tape<T>) -> Self {
+        Scope { training: false, ..Scope::new(tape) }
     }
 
     pub fn tape(&self) -> &'t Tape<T> {
         self.tape
+    }
+
+    /// Whether this is a training step's scope.
+    pub fn training(&self) -> bool {
+        self.training
     }
 
     /// The variable standing for `p` on this tape: a leaf sharing its value, made on first use.
@@ -106,6 +121,38 @@ impl<'t, T: Float> Scope<'t, T> {
         let gs = self.tape.grad(outputs, &vars, create_graph);
         bound.into_iter().map(|(p, _)| p).zip(gs).collect()
     }
+}
+
+/// Evaluation mode, as one switch: `module`'s batch norms use their running statistics, and `f` runs on a
+/// fresh tape that records nothing, through an evaluation [`Scope`] (no dropout; the SRN takes its inner
+/// gradients without recording the outer graph). The module is back in training mode afterwards, also if `f`
+/// panics. Values leave `f` as arrays (`var.value()`), not as variables of its tape.
+///
+/// ```
+/// use autograd::Tape;
+/// use models::{evaluate, BatchNorm, Module};
+///
+/// let norm = BatchNorm::<f32>::new(2);
+/// let y = evaluate(&norm, |scope| {
+///     let x = scope.tape().constant(ndarray::ArrayD::ones(vec![3, 2]));
+///     norm.forward(scope, x).value()
+/// });
+/// // Running statistics (mean 0, variance 1): the input comes back, up to eps.
+/// assert!(y.iter().all(|v| (v - 1.0).abs() < 1e-4));
+/// assert!(norm.training());
+/// ```
+pub fn evaluate<T: Float, M: Module<T> + ?Sized, R>(module: &M, f: impl for<'s> FnOnce(&Scope<'s, T>) -> R) -> R {
+    struct Restore<'m, T: Float, M: Module<T> + ?Sized>(&'m M, std::marker::PhantomData<T>);
+    impl<T: Float, M: Module<T> + ?Sized> Drop for Restore<'_, T, M> {
+        fn drop(&mut self) {
+            self.0.set_training(true);
+        }
+    }
+    module.set_training(false);
+    let _restore = Restore(module, std::marker::PhantomData);
+    let tape = Tape::new();
+    let scope = Scope::evaluation(&tape);
+    tape.no_grad(|| f(&scope))
 }
 
 /// Gradient values keyed by parameter identity, in insertion order.

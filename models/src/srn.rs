@@ -22,9 +22,10 @@ use kernels::Float;
 use ndarray::ArrayD;
 use std::rc::Rc;
 
-/// A permutation-invariant set encoder: `[B, N, d]` sets to `[B, c]` vectors.
+/// A permutation-invariant set encoder: `[B, N, d]` sets to `[B, c]` vectors. With `sizes`, sample `b` is its
+/// first `sizes[b]` elements and the rest is padding that takes no part.
 pub trait SetEncoder<T: Float>: Module<T> {
-    fn encode<'t>(&self, scope: &Scope<'t, T>, set: Var<'t, T>) -> Var<'t, T>;
+    fn encode<'t>(&self, scope: &Scope<'t, T>, set: Var<'t, T>, sizes: Option<&[usize]>) -> Var<'t, T>;
 }
 
 /// How the outer loss differentiates through the inner loop.
@@ -86,18 +87,20 @@ impl<E> Srn<E> {
         Srn { encoder, config }
     }
 
-    /// Refine `s0` (`[B, N, d]`) towards a set that `H_agg` encodes to `z` (`[B, c]`). With `training`, the
-    /// inner steps are recorded for the outer backward pass; without, only their gradients are computed.
+    /// Refine `s0` (`[B, N, d]`, padded past `sizes` if given) towards a set that `H_agg` encodes to `z`
+    /// (`[B, c]`). On a training scope the inner steps are recorded for the outer backward pass; on an
+    /// evaluation scope only their gradients are computed. Padded elements get no inner gradient and stay.
     pub fn refine<'t, T: Float>(
         &self,
         scope: &Scope<'t, T>,
         s0: Var<'t, T>,
         z: Var<'t, T>,
-        training: bool,
+        sizes: Option<&[usize]>,
     ) -> Refinement<'t, T>
     where
         E: SetEncoder<T>,
     {
+        let training = scope.training();
         let tape = scope.tape();
         let SrnConfig { steps, alpha, momentum, learn_s0, gradient } = self.config;
         let (alpha, momentum) = (T::of(alpha), T::of(momentum));
@@ -111,7 +114,7 @@ impl<E> Srn<E> {
         let mut losses = Vec::with_capacity(steps);
         let mut buf: Option<Var<'t, T>> = None;
         if implicit && steps > 1 {
-            let (s_last, buf_last, early) = self.unrecorded_steps(scope, s.value(), z.value(), steps - 1);
+            let (s_last, buf_last, early) = self.unrecorded_steps(scope, s.value(), z.value(), sizes, steps - 1);
             losses.extend(early.iter().map(|(loss, _)| *loss));
             sets.extend(early.into_iter().map(|(_, set)| tape.constant_shared(set)));
             s = tape.leaf_shared(s_last);
@@ -123,7 +126,7 @@ impl<E> Srn<E> {
                 s = tape.leaf_shared(s.value());
             }
             let (loss, g) = tape.enable_grad(|| {
-                let loss = (self.encoder.encode(scope, s) - z).square().sum();
+                let loss = (self.encoder.encode(scope, s, sizes) - z).square().sum();
                 (loss, tape.grad(&[loss], &[s], training)[0])
             });
             losses.push(loss.item());
@@ -147,6 +150,7 @@ impl<E> Srn<E> {
         scope: &Scope<'_, T>,
         s0: Rc<ArrayD<T>>,
         z: Rc<ArrayD<T>>,
+        sizes: Option<&[usize]>,
         steps: usize,
     ) -> (Rc<ArrayD<T>>, ArrayD<T>, Vec<(T, Rc<ArrayD<T>>)>)
     where
@@ -162,7 +166,7 @@ impl<E> Srn<E> {
                 step.bind(&p, tape.leaf_shared(v.value()));
             }
             let leaf = tape.leaf_shared(s.clone());
-            let loss = (self.encoder.encode(&step, leaf) - tape.constant_shared(z.clone())).square().sum();
+            let loss = (self.encoder.encode(&step, leaf, sizes) - tape.constant_shared(z.clone())).square().sum();
             let g = tape.grad(&[loss], &[leaf], false)[0].value();
             let b = match buf {
                 None => (*g).clone(),
@@ -187,7 +191,46 @@ impl<T: Float, E: SetEncoder<T>> Module<T> for Srn<E> {
 
 /// The paper's H_agg for Circles: a per-element MLP, divided by the set size, then FSPool.
 impl<T: Float> SetEncoder<T> for crate::FSEncoder<T> {
-    fn encode<'t>(&self, scope: &Scope<'t, T>, set: Var<'t, T>) -> Var<'t, T> {
-        self.forward(scope, set)
+    fn encode<'t>(&self, scope: &Scope<'t, T>, set: Var<'t, T>, sizes: Option<&[usize]>) -> Var<'t, T> {
+        self.forward_sized(scope, set, sizes)
+    }
+}
+
+/// What Algorithm 1 hands the reasoning module `F`: the initial set, the set `F` sees (`S_r`, or `S0` itself
+/// without an SRN) and the inner losses `L(S_0) .. L(S_{r-1})` (empty without an SRN).
+pub struct SetOutput<'t, T: Float> {
+    pub s0: Var<'t, T>,
+    pub set: Var<'t, T>,
+    pub inner_losses: Vec<T>,
+}
+
+/// Algorithm 1 up to the reasoning module, shared by every experiment: a model names its set generator `G`
+/// with `H_embed` ([`SetPipeline::generate`]) and its SRN, if any; [`SetPipeline::set`] runs
+/// `S0 = G(X), z = H_embed(X)` and the refinement. `F` stays the model's own (its extra inputs differ: an
+/// image decoder, a question, a query).
+pub trait SetPipeline<T: Float> {
+    /// `H_agg`.
+    type Encoder: SetEncoder<T>;
+    /// What `G` and `H_embed` read (images, token ids, ...).
+    type Input<'t>;
+
+    /// `S0 [B, N, d]` and `z [B, c]` from the input (`z` may be `None` for a model without an SRN, whose
+    /// `H_embed` would go unused).
+    fn generate<'t>(&self, scope: &Scope<'t, T>, input: Self::Input<'t>) -> (Var<'t, T>, Option<Var<'t, T>>);
+
+    /// The SRN, or `None` for the baseline.
+    fn srn(&self) -> Option<&Srn<Self::Encoder>>;
+
+    /// `S0`, `z`, then the refined set (training or evaluation as the scope says); `sizes` for padded sets.
+    fn set<'t>(&self, scope: &Scope<'t, T>, input: Self::Input<'t>, sizes: Option<&[usize]>) -> SetOutput<'t, T> {
+        let (s0, z) = self.generate(scope, input);
+        match self.srn() {
+            None => SetOutput { s0, set: s0, inner_losses: Vec::new() },
+            Some(srn) => {
+                let z = z.expect("SetPipeline: a model with an SRN must give H_embed's z");
+                let r = srn.refine(scope, s0, z, sizes);
+                SetOutput { s0, set: r.last(), inner_losses: r.losses }
+            }
+        }
     }
 }

@@ -21,7 +21,7 @@ impl Module<f64> for SumEncoder {
 }
 
 impl SetEncoder<f64> for SumEncoder {
-    fn encode<'t>(&self, scope: &Scope<'t, f64>, set: Var<'t, f64>) -> Var<'t, f64> {
+    fn encode<'t>(&self, scope: &Scope<'t, f64>, set: Var<'t, f64>, _sizes: Option<&[usize]>) -> Var<'t, f64> {
         self.lin.forward(scope, set).tanh().sum_axes(&[1], false)
     }
 }
@@ -41,7 +41,7 @@ fn outer_gradient_matches_finite_differences_of_the_unrolled_refinement() {
         let scope = Scope::new(tape);
         scope.bind(&net.encoder.lin.weight, x[2]);
         scope.bind(net.encoder.lin.bias.as_ref().unwrap(), x[3]);
-        let s = net.refine(&scope, x[1], x[0], true).last();
+        let s = net.refine(&scope, x[1], x[0], None).last();
         (s * s.sin_like()).sum_axes(&[2], false)
     });
     let inputs = [
@@ -69,7 +69,7 @@ fn outer_grads(config: SrnConfig) -> (ArrayD<f64>, Vec<ArrayD<f64>>) {
     let scope = Scope::new(&tape);
     let z = tape.leaf(uniform(&[2, 4], -1.0, 1.0, 1));
     let s0 = tape.leaf(uniform(&[2, 5, 3], -1.0, 1.0, 2));
-    let s = net.refine(&scope, s0, z, true).last();
+    let s = net.refine(&scope, s0, z, None).last();
     let loss = s.square().sum();
     let g_s0 = tape.grad(&[loss], &[s0], false)[0];
     let grads = net.grads(&scope, &[loss]);
@@ -93,8 +93,9 @@ fn evaluation_takes_inner_gradients_without_recording_the_outer_graph() {
     let scope = Scope::new(&tape);
     let z = tape.constant(uniform(&[2, 4], -1.0, 1.0, 1));
     let s0 = tape.constant(uniform(&[2, 5, 3], -1.0, 1.0, 2));
-    let trained = net.refine(&scope, s0, z, true);
-    let evaluated = tape.no_grad(|| net.refine(&scope, s0, z, false));
+    let trained = net.refine(&scope, s0, z, None);
+    let evaluation = Scope::evaluation(&tape);
+    let evaluated = tape.no_grad(|| net.refine(&evaluation, s0, z, None));
     assert!(!evaluated.last().requires_grad());
     assert_eq!(trained.losses, evaluated.losses);
     let (a, b) = (trained.last().value(), evaluated.last().value());
@@ -105,10 +106,10 @@ fn evaluation_takes_inner_gradients_without_recording_the_outer_graph() {
 fn the_inner_loss_goes_down_and_the_set_moves() {
     let net = srn(SrnConfig { steps: 8, alpha: 0.05, ..CONFIG });
     let tape = Tape::new();
-    let scope = Scope::new(&tape);
+    let scope = Scope::evaluation(&tape);
     let z = tape.constant(uniform(&[2, 4], -1.0, 1.0, 1));
     let s0 = tape.constant(uniform(&[2, 5, 3], -1.0, 1.0, 2));
-    let r = net.refine(&scope, s0, z, false);
+    let r = net.refine(&scope, s0, z, None);
     assert_eq!(r.sets.len(), 9);
     assert!(r.losses.last().unwrap() < &(r.losses[0] * 0.9), "inner losses {:?}", r.losses);
 }
@@ -120,9 +121,9 @@ fn refinement_is_equivariant_to_permuting_the_initial_set() {
     let s0 = uniform(&[2, 5, 3], -1.0, 1.0, 2);
     let run = |s0: ArrayD<f64>| {
         let tape = Tape::new();
-        let scope = Scope::new(&tape);
+        let scope = Scope::evaluation(&tape);
         let z = tape.constant(uniform(&[2, 4], -1.0, 1.0, 1));
-        let out = net.refine(&scope, tape.constant(s0), z, false).last();
+        let out = net.refine(&scope, tape.constant(s0), z, None).last();
         (*out.value()).clone()
     };
     let plain = run(s0.clone());
@@ -142,7 +143,7 @@ fn implicit_grads(inputs: &[ArrayD<f64>; 4]) -> (f64, Vec<ArrayD<f64>>) {
     let (w, b) = (tape.leaf(inputs[2].clone()), tape.leaf(inputs[3].clone()));
     scope.bind(&net.encoder.lin.weight, w);
     scope.bind(net.encoder.lin.bias.as_ref().unwrap(), b);
-    let s = net.refine(&scope, s0, z, true).last();
+    let s = net.refine(&scope, s0, z, None).last();
     let loss = (s * s.sin_like()).sum();
     let grads = tape.grad(&[loss], &[z, w, b], false);
     (loss.item(), grads.iter().map(|g| (*g.value()).clone()).collect())
@@ -158,9 +159,9 @@ fn implicit_definition(theta0: &[ArrayD<f64>; 4], theta: &[ArrayD<f64>; 4]) -> f
         net.encoder.lin.weight.set(inputs[2].clone());
         net.encoder.lin.bias.as_ref().unwrap().set(inputs[3].clone());
         let tape = Tape::new();
-        let scope = Scope::new(&tape);
+        let scope = Scope::evaluation(&tape);
         let (z, s0) = (tape.constant(inputs[0].clone()), tape.constant(inputs[1].clone()));
-        let r = tape.no_grad(|| net.refine(&scope, s0, z, false));
+        let r = tape.no_grad(|| net.refine(&scope, s0, z, None));
         r.sets.iter().map(|v| (*v.value()).clone()).collect()
     };
     let sets = eval(theta0, steps - 1);
@@ -172,7 +173,7 @@ fn implicit_definition(theta0: &[ArrayD<f64>; 4], theta: &[ArrayD<f64>; 4]) -> f
     let tape = Tape::new();
     let scope = Scope::new(&tape);
     let s = tape.leaf(s_last.clone());
-    let inner = (net.encoder.encode(&scope, s) - tape.constant(theta[0].clone())).square().sum();
+    let inner = (net.encoder.encode(&scope, s, None) - tape.constant(theta[0].clone())).square().sum();
     let g = (*tape.grad(&[inner], &[s], false)[0].value()).clone();
     let next = tape.constant(s_last - &((buf * momentum + g) * alpha));
     (next * next.sin_like()).sum().item()
@@ -217,7 +218,7 @@ fn implicit_mode_refines_to_the_same_set_and_its_tape_does_not_grow_with_r() {
         let scope = Scope::new(&tape);
         let z = tape.leaf(uniform(&[2, 4], -1.0, 1.0, 1));
         let s0 = tape.constant(uniform(&[2, 5, 3], -1.0, 1.0, 2));
-        let r = net.refine(&scope, s0, z, true);
+        let r = net.refine(&scope, s0, z, None);
         (tape.len(), (*r.last().value()).clone(), r.losses)
     };
     let (implicit2, s_implicit, losses_implicit) = nodes(SrnConfig { steps: 2, ..IMPLICIT });
@@ -230,4 +231,23 @@ fn implicit_mode_refines_to_the_same_set_and_its_tape_does_not_grow_with_r() {
     // Six more steps: six more constant sets on the implicit tape, against six recorded steps unrolled.
     assert_eq!(implicit8 - implicit2, 6);
     assert!(unrolled8 - unrolled2 > 60, "unrolled: {unrolled2} -> {unrolled8} nodes");
+}
+
+#[test]
+fn padded_elements_take_no_part_and_stay_where_they_were() {
+    // FSEncoder masks the padding: the padded elements get no inner gradient, the real ones move.
+    let encoder = models::FSEncoder::<f64>::new(3, 8, 4, 5, &mut StdRng::seed_from_u64(7));
+    let net = Srn::new(encoder, SrnConfig { steps: 4, ..CONFIG });
+    let full = uniform(&[1, 5, 3], -1.0, 1.0, 8);
+    let real = full.slice(ndarray::s![.., 0..3, ..]).to_owned();
+    let z = uniform(&[1, 4], -1.0, 1.0, 9);
+    let run = |set: &ArrayD<f64>, sizes: Option<&[usize]>| {
+        let tape = Tape::new();
+        let scope = Scope::evaluation(&tape);
+        let r = tape.no_grad(|| net.refine(&scope, tape.constant(set.clone()), tape.constant(z.clone()), sizes));
+        (*r.last().value()).clone()
+    };
+    let padded = run(&full, Some(&[3]));
+    assert_eq!(padded.slice(ndarray::s![.., 3.., ..]), full.slice(ndarray::s![.., 3.., ..]));
+    assert!(padded.slice(ndarray::s![.., 0..3, ..]).iter().zip(real.iter()).any(|(a, b)| a != b), "real ones move");
 }

@@ -22,7 +22,7 @@ pub fn close(a: &ArrayD<f32>, b: &ArrayD<f32>, tol: f32) -> bool {
 /// The set `S_r` that `srn` refines `set` to towards `z`, at evaluation (no outer graph).
 pub fn refined(srn: &Srn<FSEncoder<f32>>, set: &ArrayD<f32>, z: &ArrayD<f32>) -> ArrayD<f32> {
     let tape = Tape::new();
-    let scope = Scope::new(&tape);
-    let r = tape.no_grad(|| srn.refine(&scope, tape.constant(set.clone()), tape.constant(z.clone()), false));
+    let scope = Scope::evaluation(&tape);
+    let r = tape.no_grad(|| srn.refine(&scope, tape.constant(set.clone()), tape.constant(z.clone()), None));
     (*r.last().value()).clone()
 }

@@ -14,8 +14,7 @@ use crate::report::image::{grid, Canvas, GridStyle};
 use crate::report::scatter::ScatterPlot;
 use crate::report::tsne::tsne;
 use crate::Result;
-use autograd::Tape;
-use models::{Module, Scope};
+
 use std::path::Path;
 
 /// `[3, side, side]` planar values as a canvas.
@@ -88,14 +87,12 @@ pub fn tsne_plots(model: &CirclesModel, scene: Scene, side: usize, seed: u64, di
         }
     }
     // The set each image is decoded from, and which element holds the circle.
-    model.set_training(false);
     let mut points: Vec<Vec<f32>> = Vec::new();
     for chunk in (0..data.len()).collect::<Vec<_>>().chunks(64) {
-        let tape = Tape::new();
-        let scope = Scope::new(&tape);
-        let x = super::train::batch(&data, chunk);
-        let out = tape.no_grad(|| model.forward(&scope, tape.constant(x), false));
-        let (set, elements) = (out.set.value(), out.decoded.elements.value());
+        let (set, elements) = models::evaluate(model, |scope| {
+            let out = model.forward(scope, scope.tape().constant(super::train::batch(&data, chunk)));
+            (out.set.value(), out.decoded.elements.value())
+        });
         let n = set.shape()[1];
         let (set, elements) = (set.as_slice().expect("contiguous"), elements.as_slice().expect("contiguous"));
         for j in 0..chunk.len() {
@@ -106,7 +103,6 @@ pub fn tsne_plots(model: &CirclesModel, scene: Scene, side: usize, seed: u64, di
             points.push(set[at..at + ELEMENT_DIM].to_vec());
         }
     }
-    model.set_training(true);
     let embedding = tsne(&points, 30.0, 1000, seed);
     let xy: Vec<(f64, f64)> = embedding.rows().into_iter().map(|r| (r[0], r[1])).collect();
     // Images are pushed red first, then green: the first half of the points are red circles.

@@ -15,7 +15,9 @@
 //! convolution stride 2, padding 1 (16 -> 32); everything else is as above.
 
 use autograd::{ConvGeom, Var};
-use models::{BatchNorm, Conv2d, ConvTranspose2d, FSEncoder, Linear, Module, Param, Scope, Srn, SrnConfig};
+use models::{
+    BatchNorm, Conv2d, ConvTranspose2d, FSEncoder, Linear, Module, Param, Scope, SetOutput, SetPipeline, Srn, SrnConfig,
+};
 use rand::Rng;
 
 /// The model's widths and the SRN's settings.
@@ -254,18 +256,25 @@ impl CirclesModel {
         CirclesModel { encoder, srn, decoder: Decoder::new(config.decoder_width, config.image_side, rng) }
     }
 
-    /// `training` records everything for the outer backward pass (and uses batch statistics); otherwise call
-    /// it inside `tape.no_grad`: the SRN still takes its inner gradients.
-    pub fn forward<'t>(&self, scope: &Scope<'t, f32>, images: Var<'t, f32>, training: bool) -> Forward<'t> {
-        let (s0, z) = self.encoder.forward(scope, images);
-        let (set, inner_losses) = match &self.srn {
-            None => (s0, Vec::new()),
-            Some(srn) => {
-                let r = srn.refine(scope, s0, z, training);
-                (r.last(), r.losses)
-            }
-        };
+    /// Algorithm 1: the set, refined if there is an SRN, decoded by `F`. Training or evaluation as the scope
+    /// says (see [`models::evaluate`]).
+    pub fn forward<'t>(&self, scope: &Scope<'t, f32>, images: Var<'t, f32>) -> Forward<'t> {
+        let SetOutput { set, inner_losses, .. } = self.set(scope, images, None);
         Forward { set, decoded: self.decoder.forward(scope, set), inner_losses }
+    }
+}
+
+impl SetPipeline<f32> for CirclesModel {
+    type Encoder = FSEncoder<f32>;
+    type Input<'t> = Var<'t, f32>;
+
+    fn generate<'t>(&self, scope: &Scope<'t, f32>, images: Var<'t, f32>) -> (Var<'t, f32>, Option<Var<'t, f32>>) {
+        let (s0, z) = self.encoder.forward(scope, images);
+        (s0, Some(z))
+    }
+
+    fn srn(&self) -> Option<&Srn<FSEncoder<f32>>> {
+        self.srn.as_ref()
     }
 }
 

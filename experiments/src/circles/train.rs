@@ -106,16 +106,14 @@ pub fn evaluate(
     batch_size: usize,
     keep: bool,
 ) -> (Decomposition, Vec<Evaluated>) {
-    model.set_training(false);
     let mut stats = Decomposition::default();
     let mut kept = Vec::new();
     let len = data.scene.image_len();
     for chunk in indices.chunks(batch_size) {
-        let tape = Tape::new();
-        let scope = Scope::new(&tape);
-        let x = batch(data, chunk);
-        let out = tape.no_grad(|| model.forward(&scope, tape.constant(x.clone()), false));
-        let (image, elements) = (out.decoded.image.value(), out.decoded.elements.value());
+        let (image, elements) = models::evaluate(model, |scope| {
+            let out = model.forward(scope, scope.tape().constant(batch(data, chunk)));
+            (out.decoded.image.value(), out.decoded.elements.value())
+        });
         let n = elements.shape()[1];
         for (j, &i) in chunk.iter().enumerate() {
             let rec = &image.as_slice().expect("contiguous")[j * len..(j + 1) * len];
@@ -128,7 +126,6 @@ pub fn evaluate(
             }
         }
     }
-    model.set_training(true);
     (stats, kept)
 }
 
@@ -207,7 +204,7 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
         let tape = Tape::new();
         let scope = Scope::new(&tape);
         let x = tape.constant(batch(train, indices));
-        let out = model.forward(&scope, x, true);
+        let out = model.forward(&scope, x);
         let loss = (out.decoded.image - x).square().sum();
         let grads = model.grads(&scope, &[loss]);
         adam.step(&grads);

@@ -4,8 +4,7 @@
 use super::data::{batch_of, Batch, Kind, Object, Question, SortOfClevr};
 use super::model::RnModel;
 use super::robustness::{centroid, rotate_placed};
-use autograd::Tape;
-use models::{Module, Scope};
+use models::evaluate;
 use serde::{Deserialize, Serialize};
 
 /// Correct answers and questions asked, per question kind (in `Kind::ALL` order).
@@ -57,14 +56,13 @@ impl Accuracy {
 
 /// The model's answers (argmax of the logits) to a batch, in eval mode and without an outer graph.
 pub fn predict(model: &RnModel, batch: &Batch) -> Vec<usize> {
-    let tape = Tape::new();
-    let scope = Scope::new(&tape);
-    let logits = tape.no_grad(|| {
+    let logits = evaluate(model, |scope| {
+        let tape = scope.tape();
         let images = tape.constant(batch.images.clone());
         let questions = tape.constant(batch.questions.clone());
-        model.forward(&scope, images, questions, false, 0).0
+        model.forward(scope, images, questions, 0).0.value()
     });
-    argmax_rows(&logits.value())
+    argmax_rows(&logits)
 }
 
 /// The index of each row's largest value in a `[B, C]` array.
@@ -76,7 +74,6 @@ pub fn argmax_rows(logits: &ndarray::ArrayD<f32>) -> Vec<usize> {
 
 /// Accuracy of `model` on every question of `data`.
 pub fn accuracy(model: &RnModel, data: &SortOfClevr, batch_size: usize) -> Accuracy {
-    model.set_training(false);
     let mut acc = Accuracy::default();
     let indices: Vec<usize> = (0..data.len()).collect();
     for chunk in indices.chunks(batch_size) {
@@ -85,7 +82,6 @@ pub fn accuracy(model: &RnModel, data: &SortOfClevr, batch_size: usize) -> Accur
             acc.add(*k, p == a);
         }
     }
-    model.set_training(true);
     acc
 }
 
@@ -117,7 +113,6 @@ impl Robustness {
 /// question at every such rotation (an angle no translation fits is skipped).
 /// An item is robust when every such answer is right; evaluation of an item stops at its first wrong answer.
 pub fn robustness(model: &RnModel, items: &[(Vec<Object>, Question)], angles: &[f32], batch: usize) -> Robustness {
-    model.set_training(false);
     let mut r = Robustness { images: items.len(), ..Robustness::default() };
     for (objects, question) in items {
         let truth = question.answer(objects);
@@ -141,7 +136,6 @@ pub fn robustness(model: &RnModel, items: &[(Vec<Object>, Question)], angles: &[
         }
         r.robust += usize::from(robust);
     }
-    model.set_training(true);
     r
 }
 

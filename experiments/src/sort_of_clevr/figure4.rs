@@ -10,7 +10,7 @@ use crate::report::image::{grid, Canvas, GridStyle};
 use crate::training::{epoch_order, Progress};
 use crate::Result;
 use autograd::Tape;
-use models::{Adam, AdamConfig, Module, Optimizer, Scope};
+use models::{evaluate, Adam, AdamConfig, Module, Optimizer, Scope};
 use ndarray::ArrayD;
 use rand::{rngs::StdRng, SeedableRng};
 use std::path::Path;
@@ -32,7 +32,6 @@ const SHOWN: usize = 9;
 
 /// The frozen sets `[n, 25, 26]` of the first `n` scenes, and their images `[n, 3, 75, 75]`.
 fn frozen_sets(model: &RnModel, data: &SortOfClevr, n: usize, batch: usize) -> (Vec<f32>, Vec<f32>) {
-    model.set_training(false);
     let (mut sets, mut images) = (Vec::new(), Vec::new());
     let scenes: Vec<usize> = (0..n.min(data.scenes.len())).collect();
     for chunk in scenes.chunks(batch) {
@@ -40,14 +39,11 @@ fn frozen_sets(model: &RnModel, data: &SortOfClevr, n: usize, batch: usize) -> (
         for &i in chunk {
             x.extend(super::data::render(&data.scenes[i]));
         }
-        let tape = Tape::new();
-        let scope = Scope::new(&tape);
         let input = ArrayD::from_shape_vec(vec![chunk.len(), 3, SIZE, SIZE], x.clone()).expect("image batch");
-        let set = tape.no_grad(|| model.perceive(&scope, tape.constant(input), false).set.value());
+        let set = evaluate(model, |scope| model.perceive(scope, scope.tape().constant(input)).set.value());
         sets.extend(set.iter().copied());
         images.extend(x);
     }
-    model.set_training(true);
     (sets, images)
 }
 
@@ -90,15 +86,14 @@ pub fn figure4(model: &RnModel, data: &SortOfClevr, f: Figure4, name: &str, show
     progress.finish();
 
     // The final error, in eval mode, over every fitted image; and the figure's rows.
-    decoder.set_training(false);
     let (mut error, mut rows) = (0.0f64, Vec::new());
     let all: Vec<usize> = (0..n).collect();
     for chunk in all.chunks(f.batch) {
-        let tape = Tape::new();
-        let scope = Scope::new(&tape);
-        let set = tape.constant(rows_of(&sets, set_len, chunk, &[CELLS, OBJECT_DIM]));
-        let decoded = tape.no_grad(|| decoder.forward(&scope, set));
-        let (recon, elements) = (decoded.image.value(), decoded.elements.value());
+        let (recon, elements) = evaluate(&decoder, |scope| {
+            let set = scope.tape().constant(rows_of(&sets, set_len, chunk, &[CELLS, OBJECT_DIM]));
+            let decoded = decoder.forward(scope, set);
+            (decoded.image.value(), decoded.elements.value())
+        });
         let (recon, elements) = (recon.as_slice().expect("contiguous"), elements.as_slice().expect("contiguous"));
         for (j, &i) in chunk.iter().enumerate() {
             let truth = &images[i * IMAGE_LEN..(i + 1) * IMAGE_LEN];

@@ -24,7 +24,9 @@
 //! - g runs on the refined set `S_r`.
 
 use autograd::{concat, ConvGeom, Var};
-use models::{Activation, BatchNorm, Conv2d, FSEncoder, Linear, Mlp, Module, Param, Scope, Srn, SrnConfig};
+use models::{
+    Activation, BatchNorm, Conv2d, FSEncoder, Linear, Mlp, Module, Param, Scope, SetOutput, SetPipeline, Srn, SrnConfig,
+};
 use ndarray::ArrayD;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -249,13 +251,6 @@ pub struct RnModel {
     pub f: AnswerF,
 }
 
-/// What the perceptual stage produced: the set fed to g, S0, and the SRN's inner losses (empty for RN).
-pub struct Perceived<'t> {
-    pub set: Var<'t, f32>,
-    pub s0: Var<'t, f32>,
-    pub inner_losses: Vec<f32>,
-}
-
 impl RnModel {
     /// Parameters drawn in order: perception, `H_embed`, `H_agg`, g, f.
     pub fn new(config: &RnConfig, rng: &mut impl Rng) -> Self {
@@ -272,32 +267,21 @@ impl RnModel {
         RnModel { perception, embed, srn, g, f: AnswerF::new(rng) }
     }
 
-    /// Perception (+ refinement): `training` records everything; otherwise call inside `tape.no_grad` (the SRN
-    /// still takes its inner gradients, exactly as `CirclesModel::forward` does).
-    pub fn perceive<'t>(&self, scope: &Scope<'t, f32>, images: Var<'t, f32>, training: bool) -> Perceived<'t> {
-        let features = self.perception.features(scope, images);
-        let s0 = Perception::objects(features);
-        match (&self.srn, &self.embed) {
-            (Some(srn), Some(embed)) => {
-                let b = features.shape()[0];
-                let z = embed.forward(scope, features.reshape(&[b, CHANNELS * CELLS]));
-                let r = srn.refine(scope, s0, z, training);
-                Perceived { set: r.last(), s0, inner_losses: r.losses }
-            }
-            _ => Perceived { set: s0, s0, inner_losses: Vec::new() },
-        }
+    /// Perception and refinement (Algorithm 1 up to `F`), training or evaluation as the scope says.
+    pub fn perceive<'t>(&self, scope: &Scope<'t, f32>, images: Var<'t, f32>) -> SetOutput<'t, f32> {
+        self.set(scope, images, None)
     }
 
-    /// The relation module: sets `[B, 25, 26]` and questions `[B, 11]` to logits `[B, 10]`.
+    /// The relation module: sets `[B, 25, 26]` and questions `[B, 11]` to logits `[B, 10]` (dropout in f on a
+    /// training scope, drawn from `dropout_seed`).
     pub fn relate<'t>(
         &self,
         scope: &Scope<'t, f32>,
         set: Var<'t, f32>,
         questions: Var<'t, f32>,
-        training: bool,
         dropout_seed: u64,
     ) -> Var<'t, f32> {
-        self.f.forward(scope, self.g.forward(scope, set, questions), training, dropout_seed)
+        self.f.forward(scope, self.g.forward(scope, set, questions), scope.training(), dropout_seed)
     }
 
     /// Images and questions to logits `[B, 10]` and the SRN's inner losses.
@@ -306,11 +290,10 @@ impl RnModel {
         scope: &Scope<'t, f32>,
         images: Var<'t, f32>,
         questions: Var<'t, f32>,
-        training: bool,
         dropout_seed: u64,
     ) -> (Var<'t, f32>, Vec<f32>) {
-        let p = self.perceive(scope, images, training);
-        (self.relate(scope, p.set, questions, training, dropout_seed), p.inner_losses)
+        let p = self.perceive(scope, images);
+        (self.relate(scope, p.set, questions, dropout_seed), p.inner_losses)
     }
 
     /// Change r for evaluation (the ablation trains with 5 and evaluates with 0): no-op for the RN.
@@ -318,6 +301,24 @@ impl RnModel {
         if let Some(srn) = &mut self.srn {
             srn.config.steps = r;
         }
+    }
+}
+
+impl SetPipeline<f32> for RnModel {
+    type Encoder = FSEncoder<f32>;
+    type Input<'t> = Var<'t, f32>;
+
+    /// S0: the 25 objects; z = H_embed(conv features), made only when there is an SRN to use it.
+    fn generate<'t>(&self, scope: &Scope<'t, f32>, images: Var<'t, f32>) -> (Var<'t, f32>, Option<Var<'t, f32>>) {
+        let features = self.perception.features(scope, images);
+        let s0 = Perception::objects(features);
+        let b = features.shape()[0];
+        let z = self.embed.as_ref().map(|embed| embed.forward(scope, features.reshape(&[b, CHANNELS * CELLS])));
+        (s0, z)
+    }
+
+    fn srn(&self) -> Option<&Srn<FSEncoder<f32>>> {
+        self.srn.as_ref()
     }
 }
 

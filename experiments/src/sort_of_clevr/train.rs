@@ -134,7 +134,7 @@ pub fn train(spec: &RunSpec, train: &SortOfClevr, val: &SortOfClevr, resume: boo
         let images = tape.constant(batch.images.clone());
         let questions = tape.constant(batch.questions.clone());
         let dropout_seed = spec.seed.wrapping_mul(1_000_003).wrapping_add(step as u64);
-        let (logits, inner_losses) = model.forward(&scope, images, questions, true, dropout_seed);
+        let (logits, inner_losses) = model.forward(&scope, images, questions, dropout_seed);
         let loss = cross_entropy(logits, &batch.answers);
         let grads = model.grads(&scope, &[loss]);
         adam.step(&grads);
