@@ -5,7 +5,8 @@
 //! - [`Module`]: named parameters and buffers with dotted, `state_dict`-style names.
 //! - [`init`]: PyTorch's default initialisations from a seeded RNG.
 //! - [`Linear`], [`Mlp`]: the dense layers; [`Conv2d`], [`ConvTranspose2d`]; [`BatchNorm`], [`LayerNorm`];
-//!   [`Lstm`], [`Embedding`]; [`FSPool`] and the set encoder [`FSEncoder`].
+//!   [`Lstm`], [`Embedding`]; [`FSPool`] and the set encoder [`FSEncoder`]; the set decoder [`SetDecoder`].
+//! - [`Srn`] (Algorithm 1's refinement, [`SetPipeline`] for a whole model) and [`evaluate`], the evaluation mode.
 //! - [`Sgd`], [`Adam`], [`clip_grad_norm`]: PyTorch's update rules, with savable state.
 //! - [`Checkpoint`]: safetensors files, saved atomically, loaded strictly ([`CheckpointError`]).
 
@@ -20,6 +21,7 @@ pub mod norm;
 pub mod optim;
 pub mod param;
 pub mod scope;
+pub mod set_decoder;
 pub mod srn;
 
 pub use checkpoint::{load_module, save_module, Checkpoint, CheckpointError};
@@ -32,4 +34,5 @@ pub use norm::{BatchNorm, LayerNorm};
 pub use optim::{clip_grad_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use param::{Buffer, Param, ParamId};
 pub use scope::{evaluate, Grads, Scope};
+pub use set_decoder::{Decoded, SetDecoder};
 pub use srn::{InnerGradient, Refinement, SetEncoder, SetOutput, SetPipeline, Srn, SrnConfig};

@@ -16,7 +16,8 @@
 
 use autograd::{ConvGeom, Var};
 use models::{
-    BatchNorm, Conv2d, ConvTranspose2d, FSEncoder, Linear, Module, Param, Scope, SetOutput, SetPipeline, Srn, SrnConfig,
+    BatchNorm, Conv2d, Decoded, FSEncoder, Linear, Module, Param, Scope, SetDecoder, SetOutput, SetPipeline, Srn,
+    SrnConfig,
 };
 use rand::Rng;
 
@@ -118,117 +119,12 @@ impl Module<f32> for Encoder {
     }
 }
 
-/// The set decoder `F`: every element decoded to an image by shared layers, then mixed per pixel.
-///
-/// Built for Circles by [`Decoder::new`] (10-dim elements, a `4 x 4` start, `64 x 64` or `32 x 32` images), or
-/// for other element sizes and image sides by [`Decoder::with_shape`]: a `s x s` start grows to `16s x 16s`
-/// (strides 2, 2, 4), and the logits are cropped to their top-left `out x out` corner.
-pub struct Decoder {
-    project: Linear<f32>,
-    project_norm: BatchNorm<f32>,
-    deconvs: Vec<ConvTranspose2d<f32>>,
-    norms: Vec<BatchNorm<f32>>,
-    width: usize,
-    element_dim: usize,
-    start_side: usize,
-    out_side: usize,
-}
-
-/// A decoded set: the image `Y` `[B, 3, S, S]` and each element's contribution `softmax_i * sigmoid(I_i)`
-/// `[B, n, 3, S, S]` (`S = 64` for Circles).
-pub struct Decoded<'t> {
-    pub image: Var<'t, f32>,
-    pub elements: Var<'t, f32>,
-}
-
-impl Decoder {
-    /// The Circles decoder of input width `v` (paper: 1024): elements of dimension 10 to `side x side` images
-    /// (64, the paper's, or 32: then the last layer has stride 2 and padding 1).
-    pub fn new(v: usize, side: usize, rng: &mut impl Rng) -> Self {
-        match last_stride(side) {
-            4 => Self::with_shape(ELEMENT_DIM, v, 4, 64, rng),
-            _ => Self::build(ELEMENT_DIM, v, 4, ConvGeom::strided(2, 1), 32, rng),
-        }
-    }
-
-    /// Elements of dimension `element_dim` to `out_side x out_side` images: `Linear(element_dim -> v s s)` BN
-    /// ReLU as `v x s x s` (`s = start_side`), the three transposed convolutions to `16s x 16s`, cropped to the
-    /// top-left `out_side x out_side`. Parameters are drawn in the same order as [`Decoder::new`]'s.
-    pub fn with_shape(element_dim: usize, v: usize, start_side: usize, out_side: usize, rng: &mut impl Rng) -> Self {
-        assert!(v >= 4, "Decoder: width {v} must be at least 4 (the layers have v / 2 and v / 4 channels)");
-        assert!(
-            out_side > 0 && out_side <= 16 * start_side,
-            "Decoder: a {start_side} x {start_side} start decodes to {0} x {0}, which cannot be cropped to \
-             {out_side} x {out_side}",
-            16 * start_side
-        );
-        Self::build(element_dim, v, start_side, ConvGeom::strided(4, 0), out_side, rng)
-    }
-
-    /// The layers, the last transposed convolution of geometry `last`.
-    fn build(
-        element_dim: usize,
-        v: usize,
-        start_side: usize,
-        last: ConvGeom,
-        out_side: usize,
-        rng: &mut impl Rng,
-    ) -> Self {
-        let geoms = [(ConvGeom::strided(2, 1), v, v / 2), (ConvGeom::strided(2, 1), v / 2, v / 4), (last, v / 4, 3)];
-        let cells = start_side * start_side;
-        Decoder {
-            project: Linear::new(element_dim, cells * v, rng),
-            project_norm: BatchNorm::new(cells * v),
-            deconvs: geoms.iter().map(|&(g, i, o)| ConvTranspose2d::new(i, o, 4, g, 0, false, rng)).collect(),
-            norms: vec![BatchNorm::new(v / 2), BatchNorm::new(v / 4)],
-            width: v,
-            element_dim,
-            start_side,
-            out_side,
-        }
-    }
-
-    /// The side of the decoded images.
-    pub fn out_side(&self) -> usize {
-        self.out_side
-    }
-
-    /// Sets `[B, n, element_dim]` to images.
-    pub fn forward<'t>(&self, scope: &Scope<'t, f32>, set: Var<'t, f32>) -> Decoded<'t> {
-        let (b, n) = (set.shape()[0], set.shape()[1]);
-        let flat = set.reshape(&[b * n, self.element_dim]);
-        let h = self.project_norm.forward(scope, self.project.forward(scope, flat)).relu();
-        let mut h = h.reshape(&[b * n, self.width, self.start_side, self.start_side]);
-        for (deconv, norm) in self.deconvs.iter().zip(&self.norms) {
-            h = norm.forward(scope, deconv.forward(scope, h)).relu();
-        }
-        let mut logits = self.deconvs[2].forward(scope, h);
-        let (side, out) = (logits.shape()[2], self.out_side);
-        if out < side {
-            logits = logits.narrow(2, 0, out).narrow(3, 0, out);
-        }
-        let logits = logits.reshape(&[b, n, 3, out, out]);
-        let elements = logits.softmax(1) * logits.sigmoid();
-        Decoded { image: elements.sum_axes(&[1], false).clamp(0.0, 1.0), elements }
-    }
-}
-
-impl Module<f32> for Decoder {
-    fn params(&self) -> Vec<(String, Param<f32>)> {
-        let mut p = models::prefixed("project", self.project.params());
-        p.extend(models::prefixed("project_norm", self.project_norm.params()));
-        p.extend(models::prefixed("deconvs", self.deconvs.params()));
-        p.extend(models::prefixed("norms", self.norms.params()));
-        p
-    }
-    fn buffers(&self) -> Vec<(String, Param<f32>)> {
-        let mut p = models::prefixed("project_norm", self.project_norm.buffers());
-        p.extend(models::prefixed("norms", self.norms.buffers()));
-        p
-    }
-    fn set_training(&self, training: bool) {
-        self.project_norm.set_training(training);
-        self.norms.set_training(training);
+/// The Circles decoder `F` of input width `v` (paper: 1024): elements of dimension 10 to `side x side` images
+/// (64, the paper's: a `4 x 4` start grown by strides 2, 2, 4; or 32: the last layer has stride 2 and padding 1).
+pub fn decoder(v: usize, side: usize, rng: &mut impl Rng) -> SetDecoder {
+    match last_stride(side) {
+        4 => SetDecoder::with_shape(ELEMENT_DIM, v, 4, 64, rng),
+        _ => SetDecoder::with_last_layer(ELEMENT_DIM, v, 4, ConvGeom::strided(2, 1), 32, rng),
     }
 }
 
@@ -236,7 +132,7 @@ impl Module<f32> for Decoder {
 pub struct CirclesModel {
     pub encoder: Encoder,
     pub srn: Option<Srn<FSEncoder<f32>>>,
-    pub decoder: Decoder,
+    pub decoder: SetDecoder,
 }
 
 /// One forward pass: the set that was decoded, the decoding, and the SRN's inner losses (empty for the
@@ -253,7 +149,7 @@ impl CirclesModel {
         let srn = config
             .srn
             .map(|c| Srn::new(FSEncoder::new(ELEMENT_DIM, config.hagg_width, EMBED_DIM, FSPOOL_PIECES, rng), c));
-        CirclesModel { encoder, srn, decoder: Decoder::new(config.decoder_width, config.image_side, rng) }
+        CirclesModel { encoder, srn, decoder: decoder(config.decoder_width, config.image_side, rng) }
     }
 
     /// Algorithm 1: the set, refined if there is an SRN, decoded by `F`. Training or evaluation as the scope

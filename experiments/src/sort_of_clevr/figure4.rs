@@ -5,12 +5,11 @@
 
 use super::data::{SortOfClevr, IMAGE_LEN, SIZE};
 use super::model::{RnModel, CELLS, OBJECT_DIM};
-use crate::circles::model::Decoder;
 use crate::report::image::{grid, Canvas, GridStyle};
 use crate::training::{epoch_order, Progress};
 use crate::Result;
 use autograd::Tape;
-use models::{evaluate, Adam, AdamConfig, Module, Optimizer, Scope};
+use models::{evaluate, Adam, AdamConfig, Module, Optimizer, Scope, SetDecoder};
 use ndarray::ArrayD;
 use rand::{rngs::StdRng, SeedableRng};
 use std::path::Path;
@@ -65,7 +64,7 @@ pub fn figure4(model: &RnModel, data: &SortOfClevr, f: Figure4, name: &str, show
     let n = images.len() / IMAGE_LEN;
     let set_len = CELLS * OBJECT_DIM;
     let mut rng = StdRng::seed_from_u64(f.seed);
-    let decoder = Decoder::with_shape(OBJECT_DIM, f.width, START_SIDE, SIZE, &mut rng);
+    let decoder = SetDecoder::with_shape(OBJECT_DIM, f.width, START_SIDE, SIZE, &mut rng);
     let mut adam = Adam::new(decoder.params(), AdamConfig { lr: 3e-4, ..AdamConfig::default() });
     let steps_per_epoch = (n / f.batch).max(1);
     let total = steps_per_epoch * f.epochs;

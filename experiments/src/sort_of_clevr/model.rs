@@ -25,12 +25,11 @@
 
 use autograd::{concat, ConvGeom, Var};
 use models::{
-    Activation, BatchNorm, Conv2d, FSEncoder, Linear, Mlp, Module, Param, Scope, SetOutput, SetPipeline, Srn, SrnConfig,
+    Activation, BatchNorm, Conv2d, FSEncoder, Linear, Mlp, Module, Param, Scope, SetDecoder, SetOutput, SetPipeline,
+    Srn, SrnConfig,
 };
 use ndarray::ArrayD;
 use rand::{rngs::StdRng, Rng, SeedableRng};
-
-use crate::circles::model::Decoder;
 
 /// Number of objects (cells of the final `5 x 5` feature map).
 pub const CELLS: usize = 25;
@@ -345,6 +344,6 @@ impl Module<f32> for RnModel {
 
 /// Figure 4's reconstruction decoder on the perceptual set: the Circles decoder `F` for 26-dim elements, a
 /// `5 x 5` start (5 -> 10 -> 20 -> 80) cropped to `75 x 75`, of input width `width`.
-pub fn reconstruction_decoder(width: usize, rng: &mut impl Rng) -> Decoder {
-    Decoder::with_shape(OBJECT_DIM, width, SIDE, IMAGE_SIDE, rng)
+pub fn reconstruction_decoder(width: usize, rng: &mut impl Rng) -> SetDecoder {
+    SetDecoder::with_shape(OBJECT_DIM, width, SIDE, IMAGE_SIDE, rng)
 }
