@@ -5,6 +5,7 @@ use super::data::Circles;
 use super::metrics::{objects_in, Decomposition};
 use super::model::{CirclesModel, ModelConfig};
 use super::profile::Settings;
+use crate::resume::{check_loss, checkpoint_to_resume, meta_json, RunConfig};
 use crate::training::{epoch_order, interrupted as ctrl_c, Progress};
 use crate::Result;
 use autograd::Tape;
@@ -22,6 +23,8 @@ pub struct RunSpec {
     pub model: ModelConfig,
     pub seed: u64,
     pub dir: PathBuf,
+    /// What defines the run, stored in its checkpoints and checked on a resume.
+    pub config: RunConfig,
 }
 
 /// One point of the learning curve.
@@ -140,34 +143,45 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
     let mut adam = Adam::new(model.params(), adam_config);
     let path = spec.dir.join(CHECKPOINT);
     let (mut step, mut seconds, mut curve) = (0usize, 0.0f64, Vec::<CurvePoint>::new());
-    if resume && path.exists() {
-        let mut ck = Checkpoint::load(&path)?;
+    // The training loss since the last curve point, so that the first point after a resume averages the
+    // same steps as an uninterrupted run's.
+    let (mut window_loss, mut window_steps) = (0.0f64, 0usize);
+    crate::files::clean_orphans(&spec.dir)?;
+    if let Some(mut ck) = checkpoint_to_resume(&path, resume, &spec.name)? {
+        spec.config.check(&ck)?;
         ck.load_module("model", &model)?;
         ck.load_optimizer("adam", &mut adam)?;
         step = ck.take_count("step")? as usize;
-        seconds = ck.meta("seconds").unwrap_or("0").parse()?;
-        curve = serde_json::from_str(ck.meta("curve").unwrap_or("[]"))?;
+        seconds = ck.meta_parsed("seconds")?.unwrap_or(0.0);
+        curve = meta_json(&ck, "curve")?.unwrap_or_default();
+        (window_loss, window_steps) = meta_json(&ck, "window")?.unwrap_or((0.0, 0));
         ck.finish()?;
         eprintln!("{}: resumed from {} at step {step}", spec.name, path.display());
     }
-    std::fs::create_dir_all(&spec.dir)?;
-    let save =
-        |model: &CirclesModel, adam: &Adam<f32>, step: usize, seconds: f64, curve: &[CurvePoint]| -> Result<()> {
-            let mut ck = Checkpoint::new();
-            ck.put_module("model", model);
-            ck.put_optimizer("adam", adam);
-            ck.put_count("step", step as u64);
-            ck.set_meta("seconds", &seconds.to_string());
-            ck.set_meta("curve", &serde_json::to_string(curve)?);
-            ck.set_meta("run", &spec.name);
-            ck.save(&path)?;
-            Ok(())
-        };
+    std::fs::create_dir_all(&spec.dir).map_err(|e| format!("cannot create {}: {e}", spec.dir.display()))?;
+    let save = |model: &CirclesModel,
+                adam: &Adam<f32>,
+                step: usize,
+                seconds: f64,
+                curve: &[CurvePoint],
+                window: (f64, usize)|
+     -> Result<()> {
+        let mut ck = Checkpoint::new();
+        ck.put_module("model", model);
+        ck.put_optimizer("adam", adam);
+        ck.put_count("step", step as u64);
+        ck.set_meta("seconds", &seconds.to_string());
+        ck.set_meta("curve", &serde_json::to_string(curve)?);
+        ck.set_meta("window", &serde_json::to_string(&window)?);
+        ck.set_meta("run", &spec.name);
+        spec.config.store(&mut ck);
+        ck.save(&path)?;
+        Ok(())
+    };
 
     let total = s.total_steps();
     let eval_subset: Vec<usize> = (0..s.eval_images.min(test.len())).collect();
     let progress = Progress::new(&spec.name, step, total, 10);
-    let (mut window_loss, mut window_steps) = (0.0f64, 0usize);
     let mut inner = (f64::NAN, f64::NAN);
     let mut interrupted = false;
     let seconds_before = seconds;
@@ -184,6 +198,10 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
         let x = tape.constant(batch(train, indices));
         let out = model.forward(&scope, x, true);
         let loss = (out.decoded.image - x).square().sum();
+        if let Err(e) = check_loss(loss.item() as f64, &spec.name, step + 1, &path) {
+            progress.abandon(format!("stopped: non-finite loss at step {}", step + 1));
+            return Err(e);
+        }
         let grads = model.grads(&scope, &[loss]);
         adam.step(&grads);
         drop(scope);
@@ -217,7 +235,7 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
         interrupted = ctrl_c();
         if epoch_done || step == total || interrupted {
             seconds = seconds_before + progress.elapsed();
-            save(&model, &adam, step, seconds, &curve)?;
+            save(&model, &adam, step, seconds, &curve, (window_loss, window_steps))?;
         }
         if interrupted {
             progress.abandon(format!("interrupted: checkpoint saved at step {step}; rerun with --resume"));
