@@ -47,13 +47,13 @@ pub struct Args {
     pub learn_s0: bool,
     /// Ablation: the inner step size alpha, finite and >= 0 (default 0.1, the released code's; a negative
     /// step would climb the inner loss, so it is rejected).
-    #[arg(long, allow_negative_numbers = true, value_parser = crate::cli::alpha)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::cli::alpha)]
     pub alpha: Option<f64>,
     /// Ablation: the number of inner steps r, at least 1 (default: the profile's).
     #[arg(long, value_parser = crate::cli::at_least_one)]
     pub inner_steps: Option<usize>,
     /// Adam's learning rate for both models, finite and > 0 (default 3e-4, the released code's).
-    #[arg(long, allow_negative_numbers = true, value_parser = crate::cli::learning_rate)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::cli::learning_rate)]
     pub lr: Option<f64>,
     /// Number of epochs, 1 to 1,000,000 (default: the profile's). A finished run can be extended with more
     /// epochs and --resume; only this setting may change on a resume.

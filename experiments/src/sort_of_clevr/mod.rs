@@ -67,7 +67,7 @@ pub struct Args {
     /// The SRN's inner step size alpha (default 1.0: at 0.1, the Circles value, the 5 inner steps removed 0.06% of
     /// the inner loss after 125 training steps, at 1.0 0.45%, at 10 1.6%; see RESULTS.md). Finite and >= 0: a
     /// negative step would climb the inner loss, so it is rejected.
-    #[arg(long, allow_negative_numbers = true, value_parser = crate::cli::alpha)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::cli::alpha)]
     pub alpha: Option<f64>,
     /// Detach S0 from the outer gradient, as the released Circles code does (default: learned).
     #[arg(long)]
