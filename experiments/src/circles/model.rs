@@ -69,7 +69,7 @@ fn last_stride(side: usize) -> usize {
 impl Encoder {
     fn new(w: usize, set_size: usize, side: usize, rng: &mut impl Rng) -> Self {
         assert!(
-            set_size > 0 && (32 * w) % set_size == 0,
+            set_size > 0 && (32 * w).is_multiple_of(set_size),
             "Encoder: {} features cannot be split into {set_size} elements",
             32 * w
         );

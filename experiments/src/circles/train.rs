@@ -270,6 +270,42 @@ mod tests {
     }
 
     #[test]
+    fn a_learning_curve_survives_the_checkpoint_round_trip_bit_for_bit() {
+        use rand::Rng;
+        let mut rng = StdRng::seed_from_u64(5);
+        // Floats of every magnitude, the ones a parser without exact rounding gets wrong by an ulp.
+        let mut x = || f64::from_bits(rng.gen::<u64>() >> 2 | 0x0010_0000_0000_0000);
+        let curve: Vec<CurvePoint> = (0..2000)
+            .map(|step| CurvePoint {
+                step,
+                seconds: x(),
+                train_error: x(),
+                test_error: x(),
+                decomposed: vec![x(), f64::NAN, x()],
+                decomposed_all: x(),
+                inner_first: x(),
+                inner_last: f64::NAN,
+            })
+            .collect();
+        let mut ck = Checkpoint::new();
+        ck.set_meta("curve", &serde_json::to_string(&curve).unwrap());
+        let ck = Checkpoint::from_bytes(&ck.to_bytes().unwrap(), std::path::Path::new("ck")).unwrap();
+        let back: Vec<CurvePoint> = meta_json(&ck, "curve").unwrap().unwrap();
+        let bits = |c: &[CurvePoint]| -> Vec<u64> {
+            c.iter()
+                .flat_map(|p| {
+                    [p.seconds, p.train_error, p.test_error, p.decomposed_all, p.inner_first, p.inner_last]
+                        .into_iter()
+                        .chain(p.decomposed.iter().copied())
+                        .map(|v| if v.is_nan() { u64::MAX } else { v.to_bits() })
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        assert_eq!(bits(&back), bits(&curve));
+    }
+
+    #[test]
     fn a_model_without_an_inner_loop_prints_no_inner_loss() {
         let mut p = CurvePoint {
             step: 3,
