@@ -118,3 +118,23 @@ fn an_unwritable_output_folder_is_found_before_training() {
     assert!(started.elapsed().as_secs_f64() < 5.0, "found before any training");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_ctrl_c_after_training_stops_the_report() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch("late-ctrl-c");
+    let a = args(&dir, true, None);
+    run(&a).expect("a complete run");
+    let table = dir.join("table1.json");
+    std::fs::remove_file(&table).unwrap();
+    // Resumed with nothing left to train, then Ctrl-C: the report is not written, and the message says so.
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    let err = run(&a).expect_err("stopped before the report");
+    INTERRUPTED.store(false, Ordering::SeqCst);
+    let msg = err.to_string();
+    assert!(msg.contains("interrupted after baseline finished training") && msg.contains("--resume"), "{msg}");
+    assert!(!table.exists(), "no report after the Ctrl-C");
+    run(&a).expect("the report on the next --resume");
+    assert!(table.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
