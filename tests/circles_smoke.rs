@@ -3,6 +3,7 @@
 
 use experiments::circles::{profile::Profile, run, Args, GradientMode, Which};
 use experiments::training::INTERRUPTED;
+use models::Checkpoint;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -39,6 +40,27 @@ fn table_without_times(dir: &Path) -> serde_json::Value {
     v
 }
 
+/// A checkpoint's learning curve without its wall-clock field, and its tensors (name and bits).
+fn checkpoint_contents(path: &Path) -> (serde_json::Value, Vec<(String, Vec<u64>)>) {
+    let ck = Checkpoint::load(path).expect("checkpoint");
+    let mut curve: serde_json::Value = serde_json::from_str(ck.meta("curve").expect("curve")).expect("JSON");
+    for p in curve.as_array_mut().expect("points") {
+        p.as_object_mut().expect("point").remove("seconds");
+    }
+    let tensors = ck
+        .names()
+        .into_iter()
+        .map(|n| {
+            let bits = match ck.get::<f32>(&n) {
+                Ok(a) => a.iter().map(|x| x.to_bits() as u64).collect(),
+                Err(_) => vec![ck.clone().take_count(&n).expect("a float tensor or a count")],
+            };
+            (n, bits)
+        })
+        .collect();
+    (curve, tensors)
+}
+
 #[test]
 fn smoke_run_writes_everything_and_resumes_exactly() {
     let straight = scratch("straight");
@@ -72,6 +94,31 @@ fn smoke_run_writes_everything_and_resumes_exactly() {
     INTERRUPTED.store(false, Ordering::SeqCst);
     run(&args(&resumed, true)).expect("resumed run");
     assert_eq!(table_without_times(&resumed), table);
+    // The whole learning curve (every training-loss window included) and every tensor, bit for bit.
+    for model in ["baseline", "srn"] {
+        let (curve, tensors) = checkpoint_contents(&straight.join(model).join("checkpoint.safetensors"));
+        let (curve2, tensors2) = checkpoint_contents(&resumed.join(model).join("checkpoint.safetensors"));
+        assert!(curve.as_array().unwrap().len() >= 2);
+        assert_eq!(curve2, curve, "{model}: the learning curve after a resume");
+        assert_eq!(tensors2.len(), tensors.len());
+        for ((n, a), (n2, b)) in tensors.iter().zip(&tensors2) {
+            assert!(n == n2 && a == b, "{model}: tensor {n} differs after a resume");
+        }
+    }
+    // A resume with another setting that defines the run is refused, naming the field and both values.
+    let mut other = args(&resumed, true);
+    other.lr = Some(1e-3);
+    let err = run(&other).expect_err("another learning rate").to_string();
+    assert!(err.contains("settings.lr was 0.0003 and is now 0.001"), "{err}");
+    let mut other = args(&resumed, true);
+    other.seed = 4;
+    other.out = Some(resumed.clone());
+    let err = run(&other).expect_err("another seed").to_string();
+    assert!(err.contains("seed was 3 and is now 4"), "{err}");
+    // More epochs only when asked for explicitly.
+    let mut longer = args(&resumed, true);
+    longer.epochs = Some(2);
+    run(&longer).expect("a finished run extended by --epochs");
     let _ = std::fs::remove_dir_all(&straight);
     let _ = std::fs::remove_dir_all(&resumed);
 }

@@ -5,6 +5,7 @@
 use experiments::sort_of_clevr::profile::Profile;
 use experiments::sort_of_clevr::{run, Args, Which};
 use experiments::training::INTERRUPTED;
+use models::Checkpoint;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -42,6 +43,27 @@ fn results_without_times(dir: &Path) -> serde_json::Value {
         }
     }
     v
+}
+
+/// A checkpoint's learning curve without its wall-clock field, and its tensors (name and bits).
+fn checkpoint_contents(path: &Path) -> (serde_json::Value, Vec<(String, Vec<u64>)>) {
+    let ck = Checkpoint::load(path).expect("checkpoint");
+    let mut curve: serde_json::Value = serde_json::from_str(ck.meta("curve").expect("curve")).expect("JSON");
+    for p in curve.as_array_mut().expect("points") {
+        p.as_object_mut().expect("point").remove("train_seconds");
+    }
+    let tensors = ck
+        .names()
+        .into_iter()
+        .map(|n| {
+            let bits = match ck.get::<f32>(&n) {
+                Ok(a) => a.iter().map(|x| x.to_bits() as u64).collect(),
+                Err(_) => vec![ck.clone().take_count(&n).expect("a float tensor or a count")],
+            };
+            (n, bits)
+        })
+        .collect();
+    (curve, tensors)
 }
 
 #[test]
@@ -90,6 +112,22 @@ fn smoke_run_writes_everything_and_resumes_exactly() {
     assert!(err.to_string().contains("--resume"), "{err}");
     run(&args(&resumed, true)).expect("resumed run");
     assert_eq!(results_without_times(&straight), results_without_times(&resumed));
+    // Every run's whole learning curve and every tensor of its checkpoint, bit for bit.
+    for model in ["rn", "rn-srn"] {
+        for seed in ["seed5", "seed6"] {
+            let (curve, tensors) = checkpoint_contents(&straight.join(model).join(seed).join("checkpoint.safetensors"));
+            let (curve2, tensors2) =
+                checkpoint_contents(&resumed.join(model).join(seed).join("checkpoint.safetensors"));
+            assert!(curve.as_array().unwrap().len() >= 2);
+            assert_eq!(curve2, curve, "{model}/{seed}: the learning curve after a resume");
+            assert_eq!(tensors2, tensors, "{model}/{seed}: the checkpoint's tensors after a resume");
+        }
+    }
+    // A resume with another data seed is refused, naming the field and both values.
+    let mut other = args(&resumed, true);
+    other.data_seed = 2;
+    let err = run(&other).expect_err("another data seed").to_string();
+    assert!(err.contains("data_seed was 1 and is now 2"), "{err}");
     let _ = std::fs::remove_dir_all(&straight);
     let _ = std::fs::remove_dir_all(&resumed);
 }

@@ -1,7 +1,10 @@
 //! The paper's experiments: data generators, models, training runs and reports.
 
 pub mod circles;
+pub mod cli;
+pub mod files;
 pub mod report;
+pub mod resume;
 pub mod sort_of_clevr;
 pub mod training;
 

@@ -34,11 +34,15 @@ fn main() {
         // No command: the quick Circles run, as `circles` with its defaults.
         Command::Circles(<CirclesCli as Parser>::parse_from(["circles"]).args)
     });
+    // Ctrl-C, and SIGTERM or SIGHUP (ctrlc's `termination` feature), ask the run to stop with a checkpoint.
     ctrlc::set_handler(|| {
         if experiments::training::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit at once)");
+        eprintln!(
+            "\ninterrupted: stopping after this step with a checkpoint saved, or, once training is over, before \
+             the rest of the report (Ctrl-C again to quit at once)"
+        );
     })
     .expect("Ctrl-C handler");
     // The whole command runs on one of rayon's threads (see `kernels::on_pool`), whose stacks are made as

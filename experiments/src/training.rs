@@ -7,12 +7,26 @@ use serde::Deserialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// Set by the Ctrl-C handler: training loops save a checkpoint after the current step and stop.
+/// Set by the Ctrl-C (and SIGTERM) handler: training loops save a checkpoint after the current step and stop.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// Whether Ctrl-C was pressed.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// After a model finished training, a Ctrl-C (or SIGTERM) stops the remaining work (the next model's
+/// training, the figures, the tables) instead of being ignored: an error saying what is saved and how to
+/// finish.
+pub fn stop_if_interrupted(after: &str) -> crate::Result<()> {
+    if interrupted() {
+        return Err(format!(
+            "interrupted after {after} finished training: its checkpoint is saved; rerun with --resume to write \
+             the rest (finished models are not trained again)"
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// A run's progress over `total` steps, resumed at `start`.

@@ -29,7 +29,8 @@ pub trait SetEncoder<T: Float>: Module<T> {
 }
 
 /// How the outer loss differentiates through the inner loop.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum InnerGradient {
     /// Through every inner step (the paper's and the released code's): the tape holds all `r` steps.
     #[default]
@@ -43,7 +44,7 @@ pub enum InnerGradient {
 }
 
 /// The refinement's hyper-parameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct SrnConfig {
     /// r, the number of inner gradient steps.
     pub steps: usize,

@@ -29,13 +29,23 @@ fn unary_values<T: Float>(op: Unary<T>, x: &ArrayD<T>) -> ArrayD<T> {
         Unary::Log => ew::map_new(&xs, |v| v.ln()),
         Unary::Sqrt => ew::map_new(&xs, |v| v.sqrt()),
         Unary::Abs => ew::map_new(&xs, |v| v.abs()),
-        Unary::Relu => ew::map_new(&xs, |v| if v > zero { v } else { zero }),
+        // NaN fails every comparison: these forms pass it through, as PyTorch does, rather than turning it into
+        // a number (`v.max(zero)` would give 0 for NaN).
+        Unary::Relu => ew::map_new(&xs, |v| if v <= zero { zero } else { v }),
         Unary::LeakyRelu(s) => ew::map_new(&xs, |v| if v > zero { v } else { v * s }),
         Unary::Sigmoid => ew::map_new(&xs, |v| v.sigmoid_v()),
         Unary::Tanh => ew::map_new(&xs, |v| v.tanh_v()),
         Unary::Softplus => ew::map_new(&xs, |v| v.max(zero) + (-v.abs()).exp().ln_1p()),
         Unary::Powf(p) => ew::map_new(&xs, |v| v.powf(p)),
-        Unary::Clamp(lo, hi) => ew::map_new(&xs, |v| v.max(lo).min(hi)),
+        Unary::Clamp(lo, hi) => ew::map_new(&xs, |v| {
+            if v < lo {
+                lo
+            } else if v > hi {
+                hi
+            } else {
+                v
+            }
+        }),
         Unary::AddScalar(c) => ew::map_new(&xs, |v| v + c),
         Unary::MulScalar(c) => ew::map_new(&xs, |v| v * c),
     };
@@ -281,8 +291,8 @@ impl<'t, T: Float> Var<'t, T> {
             Binary::Sub => binary_values(&a, &b, &shape, |x, y| x - y),
             Binary::Mul => binary_values(&a, &b, &shape, |x, y| x * y),
             Binary::Div => binary_values(&a, &b, &shape, |x, y| x / y),
-            Binary::Maximum => binary_values(&a, &b, &shape, |x, y| x.max(y)),
-            Binary::Minimum => binary_values(&a, &b, &shape, |x, y| x.min(y)),
+            Binary::Maximum => binary_values(&a, &b, &shape, nan_max),
+            Binary::Minimum => binary_values(&a, &b, &shape, nan_min),
         };
         self.tape().record(v, op, &[self, other])
     }
@@ -383,6 +393,26 @@ impl<'t, T: Float> Neg for Var<'t, T> {
 }
 
 /// 1 where `b` holds, 0 elsewhere.
+/// The larger of `x` and `y`, NaN if either is NaN (`f32::max` would return the other one); `x` on ties.
+#[inline(always)]
+pub fn nan_max<T: Float>(x: T, y: T) -> T {
+    if x >= y || x.is_nan() {
+        x
+    } else {
+        y
+    }
+}
+
+/// The smaller of `x` and `y`, NaN if either is NaN; `x` on ties.
+#[inline(always)]
+pub fn nan_min<T: Float>(x: T, y: T) -> T {
+    if x <= y || x.is_nan() {
+        x
+    } else {
+        y
+    }
+}
+
 pub fn indicator<T: Float>(b: bool) -> T {
     if b {
         T::one()

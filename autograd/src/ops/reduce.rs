@@ -123,7 +123,16 @@ impl<'t, T: Float> Var<'t, T> {
         if let Some(&a) = axes.iter().find(|&&a| self.shape()[a] == 0) {
             panic!("max: axis {a} of shape {:?} is empty", self.shape());
         }
-        let v = reduce(&self.value(), &axes, keepdim, |a, ax| a.fold_axis(ax, T::neg_infinity(), |&m, &x| m.max(x)));
+        let v = reduce(&self.value(), &axes, keepdim, |a, ax| {
+            a.fold_axis(ax, T::neg_infinity(), |&m, &x| {
+                // NaN propagates (as PyTorch's amax): once the running maximum is NaN it stays NaN.
+                if m.is_nan() {
+                    m
+                } else {
+                    crate::ops::elementwise::nan_max(x, m)
+                }
+            })
+        });
         self.tape().record(v, Max { axes }, &[self])
     }
 

@@ -8,6 +8,8 @@ pub mod profile;
 pub mod table;
 pub mod train;
 
+use crate::resume::RunConfig;
+use crate::training::stop_if_interrupted;
 use crate::Result;
 use data::Circles;
 use model::ModelConfig;
@@ -43,17 +45,19 @@ pub struct Args {
     /// Ablation: let the outer gradient reach S0 through the refinement (the released code detaches it).
     #[arg(long)]
     pub learn_s0: bool,
-    /// Ablation: the inner step size alpha (default 0.1, the released code's).
-    #[arg(long)]
+    /// Ablation: the inner step size alpha, finite and >= 0 (default 0.1, the released code's; a negative
+    /// step would climb the inner loss, so it is rejected).
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::cli::alpha)]
     pub alpha: Option<f64>,
-    /// Ablation: the number of inner steps r (default: the profile's).
-    #[arg(long)]
+    /// Ablation: the number of inner steps r, at least 1 (default: the profile's).
+    #[arg(long, value_parser = crate::cli::at_least_one)]
     pub inner_steps: Option<usize>,
-    /// Adam's learning rate for both models (default 3e-4, the released code's).
-    #[arg(long)]
+    /// Adam's learning rate for both models, finite and > 0 (default 3e-4, the released code's).
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::cli::learning_rate)]
     pub lr: Option<f64>,
-    /// Number of epochs (default: the profile's). A finished run can be extended with more epochs and --resume.
-    #[arg(long)]
+    /// Number of epochs, 1 to 1,000,000 (default: the profile's). A finished run can be extended with more
+    /// epochs and --resume; only this setting may change on a resume.
+    #[arg(long, value_parser = crate::cli::epochs)]
     pub epochs: Option<usize>,
     /// How the outer loss differentiates through the inner steps: unrolled (the paper's) or implicit (only
     /// through the last step, as iDSPN's approximate implicit differentiation; memory constant in r).
@@ -120,8 +124,10 @@ pub fn run(args: &Args) -> Result<()> {
     if let Some(e) = args.epochs {
         settings.epochs = e;
     }
+    crate::cli::total_steps(settings.epochs, settings.steps_per_epoch())?;
     let dir = args.out_dir();
-    std::fs::create_dir_all(&dir)?;
+    crate::files::ensure_writable(&dir)?;
+    crate::files::clean_orphans(&dir)?;
     eprintln!(
         "circles, profile {:?}: {} training and {} test images, batch {}, {} epochs ({} steps), widths encoder {} / decoder {} / H_agg {}, r = {}; output in {}",
         args.profile,
@@ -156,6 +162,22 @@ pub fn run(args: &Args) -> Result<()> {
         learn_s0: args.learn_s0,
         gradient: args.inner_gradient.into(),
     };
+    // What defines a model's run (its checkpoints store it; a resume must match it, but for the epochs
+    // when --epochs is given).
+    let config = |name: &str, model: &ModelConfig| {
+        let c = RunConfig::new()
+            .with("experiment", "circles")
+            .with("profile", format!("{:?}", args.profile).to_lowercase())
+            .with("run", name)
+            .with("seed", args.seed)
+            .with_all("model", model)
+            .with_all("settings", &settings);
+        if args.epochs.is_some() {
+            c.may_change("settings.epochs")
+        } else {
+            c
+        }
+    };
     let mut specs = Vec::new();
     if matches!(args.model, Which::Baseline | Which::Both) {
         specs.push(RunSpec {
@@ -164,15 +186,18 @@ pub fn run(args: &Args) -> Result<()> {
             model: base,
             seed: args.seed,
             dir: dir.join("baseline"),
+            config: config("baseline", &base),
         });
     }
     if matches!(args.model, Which::Srn | Which::Both) {
         let name = args.srn_name();
+        let model = ModelConfig { srn: Some(srn), ..base };
         specs.push(RunSpec {
             dir: dir.join(&name),
+            config: config(&name, &model),
             name,
             settings,
-            model: ModelConfig { srn: Some(srn), ..base },
+            model,
             seed: args.seed,
         });
     }
@@ -186,6 +211,7 @@ pub fn run(args: &Args) -> Result<()> {
         if outcome.interrupted {
             return Err(format!("interrupted during {}; rerun with --resume to continue", spec.name).into());
         }
+        stop_if_interrupted(&spec.name)?;
         let all: Vec<usize> = (0..test_data.len()).collect();
         let (stats, _) = train::evaluate(&outcome.model, &test_data, &all, settings.batch, false);
         table::write_curve(&spec.dir.join("curve.csv"), &outcome.curve)?;
@@ -204,13 +230,14 @@ pub fn run(args: &Args) -> Result<()> {
         "srn" => String::new(),
         ablation => format!("-{ablation}"),
     };
+    stop_if_interrupted("the last model")?;
     figures::learning_curves(&curves, &dir, &suffix)?;
     let report = table::Table1 { profile: args.profile, seed: args.seed, settings, models: results };
     println!("{}", report.markdown());
     // An ablation's table is named after it, so that it sits beside the main one in the same folder.
     let stem = format!("table1{suffix}");
-    std::fs::write(dir.join(format!("{stem}.md")), report.markdown())?;
-    std::fs::write(dir.join(format!("{stem}.json")), serde_json::to_string_pretty(&report)?)?;
+    crate::files::write_atomic(dir.join(format!("{stem}.md")), report.markdown())?;
+    crate::files::write_atomic(dir.join(format!("{stem}.json")), serde_json::to_string_pretty(&report)?)?;
     eprintln!("wrote {}/{stem}.md and {stem}.json", dir.display());
     Ok(())
 }

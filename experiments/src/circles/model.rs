@@ -22,7 +22,7 @@ use models::{
 use rand::Rng;
 
 /// The model's widths and the SRN's settings.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct ModelConfig {
     /// Encoder base width `w` (paper: 64).
     pub encoder_width: usize,

@@ -94,5 +94,5 @@ pub fn write_curve(path: &Path, curve: &[CurvePoint]) -> Result<()> {
         }
         s.push('\n');
     }
-    std::fs::write(path, s).map_err(|e| format!("cannot write {}: {e}", path.display()).into())
+    crate::files::write_atomic(path, s).map_err(|e| format!("cannot write {}: {e}", path.display()).into())
 }

@@ -5,6 +5,7 @@ use super::data::Circles;
 use super::metrics::{objects_in, Decomposition};
 use super::model::{CirclesModel, ModelConfig};
 use super::profile::Settings;
+use crate::resume::{check_loss, checkpoint_to_resume, meta_json, RunConfig};
 use crate::training::{epoch_order, interrupted as ctrl_c, Progress};
 use crate::Result;
 use autograd::Tape;
@@ -22,6 +23,8 @@ pub struct RunSpec {
     pub model: ModelConfig,
     pub seed: u64,
     pub dir: PathBuf,
+    /// What defines the run, stored in its checkpoints and checked on a resume.
+    pub config: RunConfig,
 }
 
 /// One point of the learning curve.
@@ -145,11 +148,12 @@ pub fn load(spec: &RunSpec) -> Result<Outcome> {
         return Err(format!("{}: no checkpoint to evaluate ({} missing)", spec.name, path.display()).into());
     }
     let mut ck = Checkpoint::load(&path)?;
+    spec.config.check(&ck)?;
     ck.load_module("model", &model)?;
     ck.load_optimizer("adam", &mut adam)?;
     let steps = ck.take_count("step")? as usize;
-    let seconds = ck.meta("seconds").unwrap_or("0").parse()?;
-    let curve = serde_json::from_str(ck.meta("curve").unwrap_or("[]"))?;
+    let seconds = ck.meta_parsed("seconds")?.unwrap_or(0.0);
+    let curve = meta_json(&ck, "curve")?.unwrap_or_default();
     ck.finish()?;
     set_inner_steps(&mut model, &spec.settings, steps.saturating_sub(1));
     eprintln!("{}: evaluating {} (step {steps})", spec.name, path.display());
@@ -164,34 +168,45 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
     let mut adam = Adam::new(model.params(), adam_config);
     let path = spec.dir.join(CHECKPOINT);
     let (mut step, mut seconds, mut curve) = (0usize, 0.0f64, Vec::<CurvePoint>::new());
-    if resume && path.exists() {
-        let mut ck = Checkpoint::load(&path)?;
+    // The training loss since the last curve point, so that the first point after a resume averages the
+    // same steps as an uninterrupted run's.
+    let (mut window_loss, mut window_steps) = (0.0f64, 0usize);
+    crate::files::clean_orphans(&spec.dir)?;
+    if let Some(mut ck) = checkpoint_to_resume(&path, resume, &spec.name)? {
+        spec.config.check(&ck)?;
         ck.load_module("model", &model)?;
         ck.load_optimizer("adam", &mut adam)?;
         step = ck.take_count("step")? as usize;
-        seconds = ck.meta("seconds").unwrap_or("0").parse()?;
-        curve = serde_json::from_str(ck.meta("curve").unwrap_or("[]"))?;
+        seconds = ck.meta_parsed("seconds")?.unwrap_or(0.0);
+        curve = meta_json(&ck, "curve")?.unwrap_or_default();
+        (window_loss, window_steps) = meta_json(&ck, "window")?.unwrap_or((0.0, 0));
         ck.finish()?;
         eprintln!("{}: resumed from {} at step {step}", spec.name, path.display());
     }
-    std::fs::create_dir_all(&spec.dir)?;
-    let save =
-        |model: &CirclesModel, adam: &Adam<f32>, step: usize, seconds: f64, curve: &[CurvePoint]| -> Result<()> {
-            let mut ck = Checkpoint::new();
-            ck.put_module("model", model);
-            ck.put_optimizer("adam", adam);
-            ck.put_count("step", step as u64);
-            ck.set_meta("seconds", &seconds.to_string());
-            ck.set_meta("curve", &serde_json::to_string(curve)?);
-            ck.set_meta("run", &spec.name);
-            ck.save(&path)?;
-            Ok(())
-        };
+    std::fs::create_dir_all(&spec.dir).map_err(|e| format!("cannot create {}: {e}", spec.dir.display()))?;
+    let save = |model: &CirclesModel,
+                adam: &Adam<f32>,
+                step: usize,
+                seconds: f64,
+                curve: &[CurvePoint],
+                window: (f64, usize)|
+     -> Result<()> {
+        let mut ck = Checkpoint::new();
+        ck.put_module("model", model);
+        ck.put_optimizer("adam", adam);
+        ck.put_count("step", step as u64);
+        ck.set_meta("seconds", &seconds.to_string());
+        ck.set_meta("curve", &serde_json::to_string(curve)?);
+        ck.set_meta("window", &serde_json::to_string(&window)?);
+        ck.set_meta("run", &spec.name);
+        spec.config.store(&mut ck);
+        ck.save(&path)?;
+        Ok(())
+    };
 
     let total = s.total_steps();
     let eval_subset: Vec<usize> = (0..s.eval_images.min(test.len())).collect();
     let progress = Progress::new(&spec.name, step, total, 10);
-    let (mut window_loss, mut window_steps) = (0.0f64, 0usize);
     let mut inner = (f64::NAN, f64::NAN);
     let mut interrupted = false;
     let seconds_before = seconds;
@@ -206,6 +221,10 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
         let x = tape.constant(batch(train, indices));
         let out = model.forward(&scope, x);
         let loss = (out.decoded.image - x).square().sum();
+        if let Err(e) = check_loss(loss.item() as f64, &spec.name, step + 1, &path) {
+            progress.abandon(format!("stopped: non-finite loss at step {}", step + 1));
+            return Err(e);
+        }
         let grads = model.grads(&scope, &[loss]);
         adam.step(&grads);
         drop(scope);
@@ -239,7 +258,7 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
         interrupted = ctrl_c();
         if epoch_done || step == total || interrupted {
             seconds = seconds_before + progress.elapsed();
-            save(&model, &adam, step, seconds, &curve)?;
+            save(&model, &adam, step, seconds, &curve, (window_loss, window_steps))?;
         }
         if interrupted {
             progress.abandon(format!("interrupted: checkpoint saved at step {step}; rerun with --resume"));
@@ -272,6 +291,42 @@ mod tests {
         assert_eq!(back[0].decomposed[0], 100.0);
         assert!(back[0].decomposed[1].is_nan() && back[0].inner_first.is_nan() && back[0].inner_last.is_nan());
         assert_eq!(back[0].step, 3);
+    }
+
+    #[test]
+    fn a_learning_curve_survives_the_checkpoint_round_trip_bit_for_bit() {
+        use rand::Rng;
+        let mut rng = StdRng::seed_from_u64(5);
+        // Floats of every magnitude, the ones a parser without exact rounding gets wrong by an ulp.
+        let mut x = || f64::from_bits(rng.gen::<u64>() >> 2 | 0x0010_0000_0000_0000);
+        let curve: Vec<CurvePoint> = (0..2000)
+            .map(|step| CurvePoint {
+                step,
+                seconds: x(),
+                train_error: x(),
+                test_error: x(),
+                decomposed: vec![x(), f64::NAN, x()],
+                decomposed_all: x(),
+                inner_first: x(),
+                inner_last: f64::NAN,
+            })
+            .collect();
+        let mut ck = Checkpoint::new();
+        ck.set_meta("curve", &serde_json::to_string(&curve).unwrap());
+        let ck = Checkpoint::from_bytes(&ck.to_bytes().unwrap(), std::path::Path::new("ck")).unwrap();
+        let back: Vec<CurvePoint> = meta_json(&ck, "curve").unwrap().unwrap();
+        let bits = |c: &[CurvePoint]| -> Vec<u64> {
+            c.iter()
+                .flat_map(|p| {
+                    [p.seconds, p.train_error, p.test_error, p.decomposed_all, p.inner_first, p.inner_last]
+                        .into_iter()
+                        .chain(p.decomposed.iter().copied())
+                        .map(|v| if v.is_nan() { u64::MAX } else { v.to_bits() })
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        assert_eq!(bits(&back), bits(&curve));
     }
 
     #[test]

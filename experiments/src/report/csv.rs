@@ -72,10 +72,14 @@ pub fn to_csv_string(header: &[&str], rows: &[Vec<Cell>]) -> String {
 }
 
 /// Writes a CSV file. Rows must have as many fields as the header; errors name the path.
+/// The file is written atomically (see [`crate::files::write_atomic`]).
 pub fn write_csv(path: impl AsRef<Path>, header: &[&str], rows: &[Vec<Cell>]) -> io::Result<()> {
-    let mut writer = CsvWriter::create(path, header)?;
-    rows.iter().try_for_each(|row| writer.row(row))?;
-    writer.finish()
+    let path = path.as_ref();
+    if let Some(row) = rows.iter().find(|r| r.len() != header.len()) {
+        let msg = format!("row of {} fields under a header of {}", row.len(), header.len());
+        return Err(named(path, io::Error::new(io::ErrorKind::InvalidInput, msg)));
+    }
+    crate::files::write_atomic(path, to_csv_string(header, rows)).map_err(|e| named(path, e))
 }
 
 /// Writes a CSV file a row at a time, e.g. a log that grows during training.

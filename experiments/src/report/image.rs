@@ -5,7 +5,7 @@
 //! single pixel with [`Canvas::get`]/[`Canvas::set`] panics outside it.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter};
+use std::io::{self, BufReader};
 use std::path::Path;
 
 use ndarray::ArrayView3;
@@ -231,15 +231,17 @@ pub fn save_png(path: impl AsRef<Path>, width: u32, height: u32, rgb: &[u8]) -> 
         let msg = format!("{width}x{height} RGB needs {expected} bytes and a non-zero size, got {} bytes", rgb.len());
         return Err(name(io::Error::new(io::ErrorKind::InvalidInput, msg)));
     }
-    let file = File::create(path).map_err(name)?;
-    let mut encoder = png::Encoder::new(BufWriter::new(file), width, height);
+    // Encoded in memory, then written atomically: a reader never sees half an image.
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, width, height);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     encoder.set_compression(png::Compression::Best);
     encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
     let mut writer = encoder.write_header().map_err(|e| name(e.into()))?;
     writer.write_image_data(rgb).map_err(|e| name(e.into()))?;
-    writer.finish().map_err(|e| name(e.into()))
+    writer.finish().map_err(|e| name(e.into()))?;
+    crate::files::write_atomic(path, bytes).map_err(name)
 }
 
 /// How [`grid`] lays tiles out.

@@ -88,7 +88,7 @@ impl Table {
     /// Writes the Markdown to a file; errors name the path.
     pub fn write_markdown(&self, path: impl AsRef<Path>) -> io::Result<()> {
         let path = path.as_ref();
-        std::fs::write(path, self.to_markdown())
+        crate::files::write_atomic(path, self.to_markdown())
             .map_err(|e| io::Error::new(e.kind(), format!("writing table {}: {e}", path.display())))
     }
 }

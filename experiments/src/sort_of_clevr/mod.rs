@@ -14,6 +14,8 @@ pub mod robustness;
 pub mod table;
 pub mod train;
 
+use crate::resume::RunConfig;
+use crate::training::stop_if_interrupted;
 use crate::Result;
 use data::SortOfClevr;
 use evaluate::{accuracy, robustness, Robustness};
@@ -40,8 +42,8 @@ pub struct Args {
     pub profile: Profile,
     #[arg(long, value_enum, default_value_t = Which::Both)]
     pub model: Which,
-    /// Number of seeds (default: the profile's); seeds are `--seed`, `--seed + 1`, ...
-    #[arg(long)]
+    /// Number of seeds, at least 1 (default: the profile's); seeds are `--seed`, `--seed + 1`, ...
+    #[arg(long, value_parser = crate::cli::at_least_one)]
     pub seeds: Option<usize>,
     /// The first seed (model initialisation, data order and dropout).
     #[arg(long, default_value_t = 0)]
@@ -55,15 +57,17 @@ pub struct Args {
     /// Continue from the checkpoints in the output folder.
     #[arg(long)]
     pub resume: bool,
-    /// Number of epochs (default: the profile's). A finished run can be extended with more and --resume.
-    #[arg(long)]
+    /// Number of epochs, 1 to 1,000,000 (default: the profile's). A finished run can be extended with more
+    /// and --resume; only this setting may change on a resume.
+    #[arg(long, value_parser = crate::cli::epochs)]
     pub epochs: Option<usize>,
-    /// The SRN's inner steps r in training (default 5, the paper's).
-    #[arg(long)]
+    /// The SRN's inner steps r in training, at least 1 (default 5, the paper's).
+    #[arg(long, value_parser = crate::cli::at_least_one)]
     pub inner_steps: Option<usize>,
     /// The SRN's inner step size alpha (default 1.0: at 0.1, the Circles value, the 5 inner steps removed 0.06% of
-    /// the inner loss after 125 training steps, at 1.0 0.45%, at 10 1.6%; see RESULTS.md).
-    #[arg(long)]
+    /// the inner loss after 125 training steps, at 1.0 0.45%, at 10 1.6%; see RESULTS.md). Finite and >= 0: a
+    /// negative step would climb the inner loss, so it is rejected.
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::cli::alpha)]
     pub alpha: Option<f64>,
     /// Detach S0 from the outer gradient, as the released Circles code does (default: learned).
     #[arg(long)]
@@ -120,12 +124,16 @@ pub fn run(args: &Args) -> Result<()> {
     if let Some(e) = args.epochs {
         settings.epochs = e;
     }
-    let seeds: Vec<u64> = (0..args.seeds.unwrap_or(settings.seeds) as u64).map(|i| args.seed + i).collect();
+    crate::cli::total_steps(settings.epochs, settings.steps_per_epoch())?;
+    let seeds: Vec<u64> = (0..args.seeds.unwrap_or(settings.seeds) as u64)
+        .map(|i| args.seed.checked_add(i).ok_or_else(|| format!("--seed {} + {i} overflows", args.seed)))
+        .collect::<std::result::Result<_, _>>()?;
     let dir = args
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/sort-of-clevr-{:?}", args.profile).to_lowercase()));
-    std::fs::create_dir_all(&dir)?;
+    crate::files::ensure_writable(&dir)?;
+    crate::files::clean_orphans(&dir)?;
     let srn_config = args.srn_config();
     eprintln!(
         "sort-of-clevr, profile {:?}: {} / {} / {} train / validation / test images (20 questions each), batch {}, {} epochs ({} steps), seeds {:?}, RN + SRN {:?}; output in {}",
@@ -169,11 +177,13 @@ pub fn run(args: &Args) -> Result<()> {
                 settings,
                 seed,
                 dir: dir.join(name).join(format!("seed{seed}")),
+                config_fields: run_config(args, &settings, name, seed, config),
             };
             let outcome = train::train(&spec, &train_data, &val_data, args.resume)?;
             if outcome.interrupted {
                 return Err(format!("interrupted during {}; rerun with --resume to continue", spec.name).into());
             }
+            stop_if_interrupted(&spec.name)?;
             table::write_curve(&spec.dir.join("curve.csv"), &outcome.curve)?;
             let seconds_per_step = outcome.seconds_per_step();
             let mut model = outcome.model;
@@ -223,6 +233,7 @@ pub fn run(args: &Args) -> Result<()> {
             }
         }
     }
+    stop_if_interrupted("the last model")?;
     table::learning_curves(&first_curves, &dir)?;
     let inner_steps = srn_config.srn.map_or(0, |s| s.steps);
     let report = Table2 { profile: args.profile, settings, inner_steps, models: reports };
@@ -231,10 +242,29 @@ pub fn run(args: &Args) -> Result<()> {
         "rn-srn" => "table2".to_string(),
         ablation => format!("table2-{ablation}"),
     };
-    std::fs::write(dir.join(format!("{stem}.md")), report.markdown())?;
-    std::fs::write(dir.join(format!("{stem}.json")), serde_json::to_string_pretty(&report)?)?;
+    crate::files::write_atomic(dir.join(format!("{stem}.md")), report.markdown())?;
+    crate::files::write_atomic(dir.join(format!("{stem}.json")), serde_json::to_string_pretty(&report)?)?;
     eprintln!("wrote {}/{stem}.md and {stem}.json", dir.display());
     Ok(())
+}
+
+/// What defines one model's run for one seed (stored in its checkpoints; a resume must match it, but for the
+/// epochs when --epochs is given).
+fn run_config(args: &Args, settings: &profile::Settings, name: &str, seed: u64, model: &RnConfig) -> RunConfig {
+    let c = RunConfig::new()
+        .with("experiment", "sort-of-clevr")
+        .with("profile", format!("{:?}", args.profile).to_lowercase())
+        .with("run", name)
+        .with("seed", seed)
+        .with("data_seed", args.data_seed)
+        .with_all("model", model)
+        .with_all("settings", settings)
+        .without("settings.seeds");
+    if args.epochs.is_some() {
+        c.may_change("settings.epochs")
+    } else {
+        c
+    }
 }
 
 /// The latest RN + SRN snapshot whose validation relational accuracy is below `rn_relational`, and its

@@ -53,7 +53,7 @@ pub const IMAGE_SIDE: usize = 75;
 pub const DROPOUT: f64 = 0.5;
 
 /// The model's settings: `srn` is `None` for the RN.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct RnConfig {
     /// The SRN's inner loop, or `None` for the plain RN.
     pub srn: Option<SrnConfig>,

@@ -7,6 +7,7 @@ use super::data::SortOfClevr;
 use super::evaluate::{accuracy, argmax_rows, Accuracy};
 use super::model::{RnConfig, RnModel};
 use super::profile::Settings;
+use crate::resume::{check_loss, checkpoint_to_resume, meta_json, RunConfig};
 use crate::training::{epoch_order, interrupted as ctrl_c, Progress};
 use crate::Result;
 use autograd::ops::loss::cross_entropy;
@@ -26,6 +27,8 @@ pub struct RunSpec {
     pub seed: u64,
     /// This run's folder: checkpoints, snapshots, curve.
     pub dir: PathBuf,
+    /// What defines the run, stored in its checkpoints and checked on a resume.
+    pub config_fields: RunConfig,
 }
 
 /// One validation point.
@@ -93,19 +96,26 @@ pub fn train(spec: &RunSpec, train: &SortOfClevr, val: &SortOfClevr, resume: boo
     let mut adam = Adam::new(model.params(), AdamConfig { lr: s.lr, ..AdamConfig::default() });
     let path = spec.dir.join(CHECKPOINT);
     let (mut step, mut train_seconds, mut curve, mut best) = (0usize, 0.0f64, Vec::<CurvePoint>::new(), (0, -1.0));
-    if resume && path.exists() {
-        let mut ck = Checkpoint::load(&path)?;
+    // The training loss, right answers and steps since the last validation (saved, so that the first point
+    // after a resume averages the same steps as an uninterrupted run's).
+    let (mut window_loss, mut window_right, mut window_steps) = (0.0f64, 0usize, 0usize);
+    crate::files::clean_orphans(&spec.dir)?;
+    crate::files::clean_orphans(&spec.dir.join("snapshots"))?;
+    if let Some(mut ck) = checkpoint_to_resume(&path, resume, &spec.name)? {
+        spec.config_fields.check(&ck)?;
         ck.load_module("model", &model)?;
         ck.load_optimizer("adam", &mut adam)?;
         step = ck.take_count("step")? as usize;
-        train_seconds = ck.meta("train_seconds").unwrap_or("0").parse()?;
-        curve = serde_json::from_str(ck.meta("curve").unwrap_or("[]"))?;
-        best = serde_json::from_str(ck.meta("best").unwrap_or("[0, -1.0]"))?;
+        train_seconds = ck.meta_parsed("train_seconds")?.unwrap_or(0.0);
+        curve = meta_json(&ck, "curve")?.unwrap_or_default();
+        best = meta_json(&ck, "best")?.unwrap_or((0, -1.0));
+        (window_loss, window_right, window_steps) = meta_json(&ck, "window")?.unwrap_or((0.0, 0, 0));
         ck.finish()?;
         eprintln!("{}: resumed from {} at step {step}", spec.name, path.display());
     }
-    std::fs::create_dir_all(spec.dir.join("snapshots"))?;
-    let save = |model: &RnModel, adam: &Adam<f32>, step, train_seconds: f64, curve: &[CurvePoint], best| {
+    let snapshots = spec.dir.join("snapshots");
+    std::fs::create_dir_all(&snapshots).map_err(|e| format!("cannot create {}: {e}", snapshots.display()))?;
+    let save = |model: &RnModel, adam: &Adam<f32>, step, train_seconds: f64, curve: &[CurvePoint], best, window| {
         let mut ck = Checkpoint::new();
         ck.put_module("model", model);
         ck.put_optimizer("adam", adam);
@@ -113,14 +123,15 @@ pub fn train(spec: &RunSpec, train: &SortOfClevr, val: &SortOfClevr, resume: boo
         ck.set_meta("train_seconds", &train_seconds.to_string());
         ck.set_meta("curve", &serde_json::to_string(curve)?);
         ck.set_meta("best", &serde_json::to_string(&best)?);
+        ck.set_meta("window", &serde_json::to_string::<(f64, usize, usize)>(&window)?);
         ck.set_meta("run", &spec.name);
+        spec.config_fields.store(&mut ck);
         ck.save(&path)?;
         Result::Ok(())
     };
 
     let total = s.total_steps();
     let progress = Progress::new(&spec.name, step, total, 20);
-    let (mut window_loss, mut window_right, mut window_steps) = (0.0f64, 0usize, 0usize);
     let mut inner = (f64::NAN, f64::NAN);
     let mut interrupted = false;
     while step < total {
@@ -136,6 +147,10 @@ pub fn train(spec: &RunSpec, train: &SortOfClevr, val: &SortOfClevr, resume: boo
         let dropout_seed = spec.seed.wrapping_mul(1_000_003).wrapping_add(step as u64);
         let (logits, inner_losses) = model.forward(&scope, images, questions, dropout_seed);
         let loss = cross_entropy(logits, &batch.answers);
+        if let Err(e) = check_loss(loss.item() as f64, &spec.name, step + 1, &path) {
+            progress.abandon(format!("stopped: non-finite loss at step {}", step + 1));
+            return Err(e);
+        }
         let grads = model.grads(&scope, &[loss]);
         adam.step(&grads);
         drop(scope);
@@ -183,7 +198,7 @@ pub fn train(spec: &RunSpec, train: &SortOfClevr, val: &SortOfClevr, resume: boo
         }
         interrupted = ctrl_c();
         if s.evaluates_at(step) || interrupted {
-            save(&model, &adam, step, train_seconds, &curve, best)?;
+            save(&model, &adam, step, train_seconds, &curve, best, (window_loss, window_right, window_steps))?;
         }
         if interrupted {
             progress.abandon(format!("interrupted: checkpoint saved at step {step}; rerun with --resume"));

@@ -7,11 +7,20 @@
 //! its tensors back out with [`Checkpoint::load_module`] / [`Checkpoint::load_optimizer`], then call
 //! [`Checkpoint::finish`], which fails if the file held tensors nobody asked for.
 //!
+//! Every save stores a checksum of the tensors and metadata (see `integrity`); loading verifies it, so a
+//! changed byte is an error naming the file ([`CheckpointError::Checksum`]). A file written before checksums
+//! existed loads with a one-time note that it could not be verified. Loading a module or an optimiser also
+//! refuses NaN and infinities ([`CheckpointError::NonFinite`]).
+//!
 //! Floats are stored bit for bit as `F32` or `F64`, counters as `U64`. Loading never converts: a tensor of
 //! the wrong dtype or shape is an error naming the file, the tensor and both dtypes or shapes.
 
+mod error;
+mod integrity;
+
 use crate::module::{join, Module};
 use crate::optim::Optimizer;
+pub use error::CheckpointError;
 use kernels::Float;
 use ndarray::ArrayD;
 use safetensors::{Dtype, SafeTensorError, SafeTensors, View};
@@ -21,60 +30,6 @@ use std::fmt;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// What went wrong reading or writing a checkpoint. Every variant names the file.
-#[derive(Debug)]
-pub enum CheckpointError {
-    /// The file could not be read, written or renamed into place.
-    Io { file: PathBuf, action: &'static str, source: std::io::Error },
-    /// The file was read but is not a valid safetensors file (truncated, garbage, bad header).
-    Corrupt { file: PathBuf, reason: String },
-    /// A tensor that was asked for is not in the file.
-    Missing { file: PathBuf, tensor: String },
-    /// The file holds tensors nobody asked for.
-    Unexpected { file: PathBuf, tensors: Vec<String> },
-    /// A tensor has another shape than the one it is loaded into.
-    Shape { file: PathBuf, tensor: String, expected: Vec<usize>, found: Vec<usize> },
-    /// A tensor has another element type than the one asked for.
-    Dtype { file: PathBuf, tensor: String, expected: String, found: String },
-}
-
-impl fmt::Display for CheckpointError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CheckpointError::Io { file, action, source } => {
-                write!(f, "checkpoint {}: cannot {action}: {source}", file.display())
-            }
-            CheckpointError::Corrupt { file, reason } => {
-                write!(f, "checkpoint {} is corrupt or not a safetensors file: {reason}", file.display())
-            }
-            CheckpointError::Missing { file, tensor } => {
-                write!(f, "checkpoint {}: tensor \"{tensor}\" is missing", file.display())
-            }
-            CheckpointError::Unexpected { file, tensors } => {
-                let names: Vec<String> = tensors.iter().map(|t| format!("\"{t}\"")).collect();
-                write!(f, "checkpoint {}: unexpected tensor(s) {}", file.display(), names.join(", "))
-            }
-            CheckpointError::Shape { file, tensor, expected, found } => write!(
-                f,
-                "checkpoint {}: tensor \"{tensor}\" has shape {found:?}, expected {expected:?}",
-                file.display()
-            ),
-            CheckpointError::Dtype { file, tensor, expected, found } => {
-                write!(f, "checkpoint {}: tensor \"{tensor}\" has dtype {found}, expected {expected}", file.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for CheckpointError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            CheckpointError::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
 
 /// One stored tensor: raw little-endian bytes with their dtype and shape.
 #[derive(Clone, Debug)]
@@ -190,6 +145,22 @@ impl Checkpoint {
         self.metadata.get(key).map(|s| s.as_str())
     }
 
+    /// A metadata field parsed with `FromStr` (None when absent); a field that does not parse is an error
+    /// naming the file, the field and the reason.
+    pub fn meta_parsed<V: std::str::FromStr>(&self, key: &str) -> Result<Option<V>, CheckpointError>
+    where
+        V::Err: fmt::Display,
+    {
+        self.meta(key)
+            .map(|text| text.parse::<V>().map_err(|e| self.meta_error(key, format!("{e} (in {text:?})"))))
+            .transpose()
+    }
+
+    /// An error about metadata field `key` of this checkpoint (for callers that parse fields themselves).
+    pub fn meta_error(&self, key: &str, reason: impl Into<String>) -> CheckpointError {
+        CheckpointError::Metadata { file: self.file.clone(), field: key.to_string(), reason: reason.into() }
+    }
+
     fn entry(&self, name: &str, dtype: Dtype) -> Result<&Entry, CheckpointError> {
         let e = self
             .entries
@@ -212,9 +183,10 @@ impl Checkpoint {
         Ok(ArrayD::from_shape_vec(e.shape.clone(), from_bytes(e.dtype, &e.data)).expect("validated tensor size"))
     }
 
-    /// Remove and return a float tensor, checking its element type and its shape against `shape`.
+    /// Remove and return a float tensor, checking its element type, its shape against `shape`, and that every
+    /// value is finite.
     pub fn take<T: Float>(&mut self, name: &str, shape: &[usize]) -> Result<ArrayD<T>, CheckpointError> {
-        let value = self.get::<T>(name)?;
+        let value = self.get_finite::<T>(name)?;
         if value.shape() != shape {
             return Err(CheckpointError::Shape {
                 file: self.file.clone(),
@@ -290,7 +262,21 @@ impl Checkpoint {
                 found: e.shape.clone(),
             });
         }
-        self.get(name)
+        self.get_finite(name)
+    }
+
+    /// A float tensor like [`Checkpoint::get`], refusing NaN and infinities (model and optimiser state).
+    pub fn get_finite<T: Float>(&self, name: &str) -> Result<ArrayD<T>, CheckpointError> {
+        let value = self.get::<T>(name)?;
+        if let Some((index, v)) = value.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(CheckpointError::NonFinite {
+                file: self.file.clone(),
+                tensor: name.to_string(),
+                index,
+                value: <T as Float>::to_f64(*v),
+            });
+        }
+        Ok(value)
     }
 
     /// Store an optimiser's state under `prefix`.
@@ -316,16 +302,24 @@ impl Checkpoint {
         }
     }
 
-    /// The checkpoint as safetensors bytes.
+    /// The checkpoint as safetensors bytes, with its checksum in the metadata.
     pub fn to_bytes(&self) -> Result<Vec<u8>, SafeTensorError> {
-        let meta: Option<HashMap<String, String>> =
-            (!self.metadata.is_empty()).then(|| self.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
-        safetensors::serialize(self.entries.iter().map(|(k, e)| (k.as_str(), e)), &meta)
+        let mut meta: HashMap<String, String> = self.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        meta.insert(integrity::KEY.to_string(), integrity::checksum(&self.entries, &self.metadata));
+        safetensors::serialize(self.entries.iter().map(|(k, e)| (k.as_str(), e)), &Some(meta))
     }
 
-    /// Parse safetensors bytes; `file` names the source in errors.
+    /// Parse safetensors bytes and verify their checksum; `file` names the source in errors.
     pub fn from_bytes(bytes: &[u8], file: &Path) -> Result<Checkpoint, CheckpointError> {
-        let corrupt = |e: SafeTensorError| CheckpointError::Corrupt { file: file.to_path_buf(), reason: describe(&e) };
+        let corrupt = |e: SafeTensorError| {
+            let reason = match e {
+                SafeTensorError::TensorInvalidInfo => {
+                    integrity::mis_sized_tensor(bytes).unwrap_or_else(|| describe(&e))
+                }
+                _ => describe(&e),
+            };
+            CheckpointError::Corrupt { file: file.to_path_buf(), reason }
+        };
         let (n, header) = SafeTensors::read_metadata(bytes).map_err(corrupt)?;
         let data = &bytes[8 + n..];
         let mut entries = BTreeMap::new();
@@ -334,7 +328,17 @@ impl Checkpoint {
             let entry = Entry { dtype: info.dtype, shape: info.shape.clone(), data: data[start..end].to_vec() };
             entries.insert(name, entry);
         }
-        let metadata = header.metadata().clone().unwrap_or_default().into_iter().collect();
+        let mut metadata: BTreeMap<String, String> =
+            header.metadata().clone().unwrap_or_default().into_iter().collect();
+        match metadata.remove(integrity::KEY) {
+            Some(stored) => {
+                let computed = integrity::checksum(&entries, &metadata);
+                if stored != computed {
+                    return Err(CheckpointError::Checksum { file: file.to_path_buf(), stored, computed });
+                }
+            }
+            None => integrity::note_unverified(file),
+        }
         Ok(Checkpoint { file: file.to_path_buf(), entries, metadata })
     }
 
