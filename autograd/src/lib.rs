@@ -23,5 +23,7 @@ pub mod ops;
 mod tape;
 
 pub use kernels::conv::ConvGeom;
+/// The element types the engine computes in (`f32`, `f64`), re-exported so that layers need not reach into `kernels`.
+pub use kernels::Float;
 pub use ops::shape::{concat, stack};
 pub use tape::{Op, Tape, Var};

@@ -69,7 +69,6 @@ impl<T: Float> Default for Tape<T> {
 
 impl<T: Float> Tape<T> {
     pub fn new() -> Self {
-        kernels::alloc::retain_freed_memory();
         Tape { nodes: RefCell::new(Vec::new()), recording: Cell::new(true) }
     }
 

@@ -8,8 +8,8 @@ use crate::init;
 use crate::module::Module;
 use crate::param::Param;
 use crate::scope::Scope;
+use autograd::Float;
 use autograd::{ConvGeom, Var};
-use kernels::Float;
 use rand::Rng;
 
 /// The `[1, C, 1, 1]` view of a per-channel bias, added by broadcasting.

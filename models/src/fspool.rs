@@ -7,8 +7,8 @@ use crate::module::{prefixed, Module};
 use crate::param::Param;
 use crate::scope::Scope;
 use autograd::ops::fspool::fspool;
+use autograd::Float;
 use autograd::Var;
-use kernels::Float;
 use ndarray::ArrayD;
 use rand::Rng;
 

@@ -4,7 +4,7 @@
 //! Shapes follow PyTorch: a Linear weight is `[out, in]`, a conv weight `[out, in, kh, kw]`, a transposed
 //! conv weight `[in, out, kh, kw]`.
 
-use kernels::Float;
+use autograd::Float;
 use ndarray::ArrayD;
 use rand::Rng;
 use rand_distr::{Distribution, Normal};

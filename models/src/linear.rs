@@ -4,8 +4,8 @@ use crate::init;
 use crate::module::Module;
 use crate::param::Param;
 use crate::scope::Scope;
+use autograd::Float;
 use autograd::Var;
-use kernels::Float;
 use ndarray::ArrayD;
 use rand::Rng;
 

@@ -6,8 +6,8 @@ use crate::param::Param;
 use crate::scope::Scope;
 use autograd::ops::lstm::{lstm, LstmState, LstmWeights};
 use autograd::ops::nn::embedding;
+use autograd::Float;
 use autograd::Var;
-use kernels::Float;
 use ndarray::ArrayD;
 use rand::Rng;
 

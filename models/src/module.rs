@@ -7,8 +7,8 @@
 
 use crate::param::{Param, ParamId};
 use crate::scope::{Grads, Scope};
+use autograd::Float;
 use autograd::Var;
-use kernels::Float;
 use std::collections::HashSet;
 
 /// Something with named parameters (trained) and named buffers (saved, not trained).

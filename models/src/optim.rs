@@ -23,7 +23,7 @@ use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::module::{join, unique};
 use crate::param::Param;
 use crate::scope::Grads;
-use kernels::Float;
+use autograd::Float;
 use ndarray::{ArrayD, Zip};
 
 /// An optimiser over a fixed, named list of parameters.
@@ -308,5 +308,22 @@ impl<T: Float> Optimizer<T> for Adam<T> {
         self.steps = steps;
         self.state = state;
         Ok(())
+    }
+}
+
+/// Optimiser state in checkpoints: defined here, beside the optimisers, so that `checkpoint` need not know them.
+impl Checkpoint {
+    /// Store an optimiser's state under `prefix`.
+    pub fn put_optimizer<T: Float, O: Optimizer<T> + ?Sized>(&mut self, prefix: &str, opt: &O) {
+        opt.save_state(self, prefix);
+    }
+
+    /// Restore an optimiser's state from the tensors under `prefix`, removing them.
+    pub fn load_optimizer<T: Float, O: Optimizer<T> + ?Sized>(
+        &mut self,
+        prefix: &str,
+        opt: &mut O,
+    ) -> Result<(), CheckpointError> {
+        opt.load_state(self, prefix)
     }
 }

@@ -8,8 +8,8 @@
 //!
 //! Non-trainable state (batch-norm running statistics) uses the same handle type, under the alias [`Buffer`].
 
+use autograd::Float;
 use autograd::{Tape, Var};
-use kernels::Float;
 use ndarray::ArrayD;
 use std::cell::RefCell;
 use std::fmt;

@@ -24,8 +24,8 @@
 
 use crate::param::{Param, ParamId};
 use crate::Module;
+use autograd::Float;
 use autograd::{Tape, Var};
-use kernels::Float;
 use ndarray::ArrayD;
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -17,8 +17,8 @@
 //! `G` through the refinement, as the paper's text implies.
 
 use crate::{Module, Param, Scope};
+use autograd::Float;
 use autograd::{Tape, Var};
-use kernels::Float;
 use ndarray::ArrayD;
 use std::rc::Rc;
 

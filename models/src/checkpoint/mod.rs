@@ -19,9 +19,8 @@ mod error;
 mod integrity;
 
 use crate::module::{join, Module};
-use crate::optim::Optimizer;
+use autograd::Float;
 pub use error::CheckpointError;
-use kernels::Float;
 use ndarray::ArrayD;
 use safetensors::{Dtype, SafeTensorError, SafeTensors, View};
 use std::borrow::Cow;
@@ -277,20 +276,6 @@ impl Checkpoint {
             });
         }
         Ok(value)
-    }
-
-    /// Store an optimiser's state under `prefix`.
-    pub fn put_optimizer<T: Float, O: Optimizer<T> + ?Sized>(&mut self, prefix: &str, opt: &O) {
-        opt.save_state(self, prefix);
-    }
-
-    /// Restore an optimiser's state from the tensors under `prefix`, removing them.
-    pub fn load_optimizer<T: Float, O: Optimizer<T> + ?Sized>(
-        &mut self,
-        prefix: &str,
-        opt: &mut O,
-    ) -> Result<(), CheckpointError> {
-        opt.load_state(self, prefix)
     }
 
     /// Succeed only if every tensor has been taken out: anything left is an unexpected tensor.
