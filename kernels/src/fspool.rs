@@ -57,7 +57,8 @@ pub fn sort_desc<T: Float>(x: &[T], n: usize, size_of: impl Fn(usize) -> usize +
 fn rank16_f32<T: Float>(row: &[T], out: &mut [usize]) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        let cpu = crate::sgemm::available() && std::is_x86_feature_detected!("popcnt");
+        // At the AVX-512 level (which includes POPCNT), not merely on a CPU that has it: `SRN_ISA` may ask for less.
+        let cpu = crate::level() == crate::Level::Avx512;
         if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && cpu {
             // SAFETY: T is f32, so the slice is a slice of f32.
             let row32 = unsafe { std::slice::from_raw_parts(row.as_ptr() as *const f32, row.len()) };
