@@ -135,6 +135,9 @@ pub mod lstm;
 pub mod math;
 pub mod sgemm;
 
+#[cfg(test)]
+mod level_tests;
+
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
