@@ -3,6 +3,7 @@
 //! takes a core for part of a sample; the best of many short runs is as robust to that as `benches/peak.rs`'s
 //! FMA peak, measured the same way, which these figures are compared with. Square products at 256, 512 and
 //! 1024, on pools of 1 and 2 threads, the timing loop on the pool's thread (as `common::iter_on_pool`).
+//! Arguments `THREADS SIZE...` (e.g. `2 1024`) run only those.
 
 use kernels::gemm::gemm;
 use ndarray::Array2;
@@ -15,9 +16,12 @@ fn filled(n: usize, seed: usize) -> Array2<f32> {
 fn main() {
     kernels::alloc::retain_freed_memory();
     println!("isa in use: {}", kernels::level().name());
-    for threads in [1, 2] {
+    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("THREADS SIZE...")).collect();
+    let thread_counts = if args.is_empty() { vec![1, 2] } else { vec![args[0]] };
+    let sizes = if args.len() > 1 { args[1..].to_vec() } else { vec![256, 512, 1024] };
+    for threads in thread_counts {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a pool");
-        for n in [256usize, 512, 1024] {
+        for &n in &sizes {
             let (a, b) = (filled(n, 1), filled(n, 2));
             let flop = 2.0 * (n * n * n) as f64;
             let times = pool.install(|| {

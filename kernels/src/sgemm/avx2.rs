@@ -70,6 +70,13 @@ unsafe fn kernel_avx2<const H: usize>(
     c: *mut f32,
     rsc: isize,
 ) {
+    // C's rows are written after the k loop: fetch them meanwhile. Rows of a large power-of-two stride (1024
+    // floats) share one L1 set, and a tile's 12 lines would otherwise miss one after another at the end.
+    for i in 0..H {
+        let row = c.offset(i as isize * rsc) as *const i8;
+        _mm_prefetch::<_MM_HINT_T0>(row);
+        _mm_prefetch::<_MM_HINT_T0>(row.add(60));
+    }
     let mut acc = [[_mm256_setzero_ps(); 2]; H];
     let (mut a, mut b) = (a, b);
     for _ in 0..kc {
