@@ -40,6 +40,17 @@ fn every_level_this_cpu_has_is_tested() {
     }
 }
 
+#[test]
+fn srn_isa_names_parse_loosely_and_nothing_else_does() {
+    assert_eq!(Level::parse("avx2"), Some(Level::Avx2));
+    assert_eq!(Level::parse(" AVX512\n"), Some(Level::Avx512));
+    assert_eq!(Level::parse("Scalar"), Some(Level::Scalar));
+    for bad in ["", "avx", "sse2", "avx-512"] {
+        assert_eq!(Level::parse(bad), None, "{bad:?}");
+    }
+    assert!(Level::Scalar < Level::Avx2 && Level::Avx2 < Level::Avx512, "forcing compares levels by this order");
+}
+
 /// The element-wise loops, on lengths around the vector widths, bit for bit.
 fn elementwise_at_each_level<T: Float>() {
     for len in [0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1000] {
