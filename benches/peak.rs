@@ -1,7 +1,9 @@
 //! The machine's f32 peak, measured: `cargo bench --bench peak`. Each thread runs independent chains of fused
 //! multiply-adds on registers (12 accumulators, more than the FMA latency times the number of FMA pipes), with
 //! 256-bit (AVX2+FMA) and 512-bit (AVX-512F) vectors, on one thread and on every core. A FMA counts 2 FLOP.
-//! Threads are spawned per run, so the all-core figure includes their start-up (a few µs in 10 ms).
+//! Threads are spawned per run, so the all-core figure includes their start-up (a few µs in 10 ms). The first
+//! line names the instruction set the kernels run with (`SRN_ISA` may force a lower one), whose peak
+//! `benches/peer/table.py` compares the GEMM rows with.
 
 use std::time::Instant;
 
@@ -68,6 +70,8 @@ fn measure(threads: usize, lanes: u64, f: fn(u64) -> f32) -> f64 {
 
 fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Which vectors the kernels run with (the CPU's best, or what SRN_ISA forces): the peak to compare with.
+    println!("isa in use: {}", kernels::level().name());
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {

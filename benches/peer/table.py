@@ -65,14 +65,21 @@ def main():
             else:
                 torch_info = rec
     # The peak: threads x the single-core FMA throughput (best of many short runs on one core, which other
-    # processes rarely disturb), next to the all-core measurement (which they do).
-    single, all_cores, threads = None, None, 1
+    # processes rarely disturb), next to the all-core measurement (which they do), for the vectors of the
+    # instruction set the kernels ran with (`isa in use:` from peak.rs, which SRN_ISA sets; AVX-512 in logs
+    # from before that line existed). The portable level has no FMA peak to compare with.
     with open(peak_path) as f:
-        for line in f:
-            m = re.search(r"avx512f 512-bit: 1 thread ([\d.]+) GFLOP/s", line)
+        peak_lines = f.read().splitlines()
+    isa = next((m.group(1) for m in map(re.compile(r"isa in use: (\w+)").search, peak_lines) if m), "avx512")
+    vectors = {"avx512": ("avx512f 512-bit", "AVX-512"), "avx2": (r"avx2\+fma 256-bit", "AVX2 (256-bit)")}
+    single, all_cores, threads = None, None, 1
+    if isa in vectors:
+        label = vectors[isa][0]
+        for line in peak_lines:
+            m = re.search(label + r": 1 thread ([\d.]+) GFLOP/s", line)
             if m:
                 single = float(m.group(1))
-            m = re.search(r"avx512f 512-bit: (\d+) threads ([\d.]+) GFLOP/s", line)
+            m = re.search(label + r": (\d+) threads ([\d.]+) GFLOP/s", line)
             if m:
                 threads, all_cores = int(m.group(1)), float(m.group(2))
     peak = single * threads if single else None
@@ -82,7 +89,8 @@ def main():
         print(f"    torch {torch_info.get('torch')}, {torch_info.get('threads')} threads")
     if peak:
         print(
-            f"    f32 peak: {threads} x {single:.1f} GFLOP/s (measured AVX-512 FMA throughput of one core) = {peak:.1f} "
+            f"    f32 peak: {threads} x {single:.1f} GFLOP/s (measured {vectors[isa][1]} FMA throughput of one core, the "
+            f"kernels' instruction set) = {peak:.1f} "
             f"GFLOP/s; all {threads} cores measured together: {all_cores:.1f} GFLOP/s"
         )
     print()

@@ -31,7 +31,7 @@ pub fn sort_desc<T: Float>(x: &[T], n: usize, size_of: impl Fn(usize) -> usize +
         let row = &row[..m];
         assert!(row.iter().all(|v| !v.is_nan()), "fspool: NaN in the input");
         if m <= 16 && rank16_f32(row, out) {
-            // done by the AVX-512 ranking
+            // done by the AVX-512 or AVX2 ranking
         } else if m <= RANK_MAX {
             rank_small(row, out);
         } else {
@@ -52,22 +52,52 @@ pub fn sort_desc<T: Float>(x: &[T], n: usize, size_of: impl Fn(usize) -> usize +
     perm
 }
 
-/// `rank_small` for f32 rows of at most 16 elements with AVX-512: the row in one register, each rank one
-/// compare pair and a popcount. Returns false (doing nothing) when `T` is not f32 or the CPU lacks AVX-512F.
+/// `rank_small` for f32 rows of at most 16 elements with AVX-512 or AVX2: the row in one or two registers, each
+/// rank one compare pair and a popcount. Returns false (doing nothing) when `T` is not f32 or the level is the
+/// portable one.
 fn rank16_f32<T: Float>(row: &[T], out: &mut [usize]) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        let cpu = crate::sgemm::available() && std::is_x86_feature_detected!("popcnt");
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && cpu {
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
             // SAFETY: T is f32, so the slice is a slice of f32.
             let row32 = unsafe { std::slice::from_raw_parts(row.as_ptr() as *const f32, row.len()) };
-            // SAFETY: the CPU has AVX-512F and POPCNT; row has at most 16 elements.
-            unsafe { rank16_avx512(row32, out) };
+            // The level, not merely the CPU's features: `SRN_ISA` may ask for less.
+            match crate::level() {
+                // SAFETY: the CPU has the level's features (AVX-512F or AVX2, and POPCNT); row has at most 16
+                // elements.
+                crate::Level::Avx512 => unsafe { rank16_avx512(row32, out) },
+                crate::Level::Avx2 => unsafe { rank16_avx2(row32, out) },
+                crate::Level::Scalar => return false,
+            }
             return true;
         }
     }
     let _ = (row, out);
     false
+}
+
+/// [`rank16_avx512`] in two 8-lane halves: the compare results become bit masks by `movemask`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn rank16_avx2(row: &[f32], out: &mut [usize]) {
+    use std::arch::x86_64::*;
+    let m = row.len();
+    debug_assert!(m <= 16);
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let first = |n: usize| _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes);
+    // Lanes past the row load as zero; `valid` drops their compare bits.
+    let lo = _mm256_maskload_ps(row.as_ptr(), first(m.min(8)));
+    let hi = if m > 8 { _mm256_maskload_ps(row.as_ptr().add(8), first(m - 8)) } else { _mm256_setzero_ps() };
+    let valid = (1u32 << m) - 1;
+    let bits =
+        |c_lo: __m256, c_hi: __m256| (_mm256_movemask_ps(c_lo) as u32 | (_mm256_movemask_ps(c_hi) as u32) << 8) & valid;
+    for (i, &xi) in row.iter().enumerate() {
+        let v = _mm256_set1_ps(xi);
+        let greater = bits(_mm256_cmp_ps::<_CMP_GT_OQ>(lo, v), _mm256_cmp_ps::<_CMP_GT_OQ>(hi, v));
+        let equal_before =
+            bits(_mm256_cmp_ps::<_CMP_EQ_OQ>(lo, v), _mm256_cmp_ps::<_CMP_EQ_OQ>(hi, v)) & ((1u32 << i) - 1);
+        out[(greater | equal_before).count_ones() as usize] = i;
+    }
 }
 
 #[cfg(target_arch = "x86_64")]

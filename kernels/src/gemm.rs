@@ -1,7 +1,8 @@
-//! Matrix products. Every product in the engine goes through `gemm_into`: for f32 on a CPU with AVX-512, the
-//! engine's own kernel ([`crate::sgemm`], threaded by [`crate::sgemm::par_sgemm`] when the product is large
-//! enough to pay for it); otherwise matrixmultiply's on one core, with the output split into row (or column)
-//! blocks across rayon's threads. `matmul` multiplies the last two axes and treats leading axes as a batch.
+//! Matrix products. Every product in the engine goes through `gemm_into`: for f32 on a CPU with AVX2 + FMA or
+//! AVX-512 (at the level [`crate::level()`] runs), the engine's own kernel ([`crate::sgemm`], threaded by
+//! [`crate::sgemm::par_sgemm`] when the product is large enough to pay for it); otherwise matrixmultiply's on
+//! one core, with the output split into row (or column) blocks across rayon's threads. `matmul` multiplies the
+//! last two axes and treats leading axes as a batch.
 
 use crate::sgemm::{Mat, MatMut};
 use crate::Float;
@@ -15,7 +16,7 @@ use std::any::TypeId;
 const PARALLEL_MIN_FLOPS: usize = 1 << 22;
 
 /// `c = alpha * a b + beta * c` (with `beta == 0`, `c` is not read), split across threads when large.
-/// f32 products run on the AVX-512 kernel of [`crate::sgemm`] where the CPU has it, everything else on
+/// f32 products run on the engine's kernel of [`crate::sgemm`] where the CPU has one, everything else on
 /// matrixmultiply.
 pub fn gemm_into<T: Float>(alpha: T, a: ArrayView2<T>, b: ArrayView2<T>, beta: T, mut c: ArrayViewMut2<T>) {
     let (m, k) = a.dim();
@@ -57,18 +58,18 @@ pub fn gemm_serial<T: Float>(alpha: T, a: ArrayView2<T>, b: ArrayView2<T>, beta:
     }
 }
 
-/// Whether products of `T` run on the AVX-512 kernel (f32 on a CPU that has it).
-fn avx512_f32<T: Float>() -> bool {
+/// Whether products of `T` run on the engine's kernel (f32 on a CPU that has one).
+fn own_f32<T: Float>() -> bool {
     TypeId::of::<T>() == TypeId::of::<f32>() && crate::sgemm::available()
 }
 
-/// The operands as raw f32 matrices for the AVX-512 kernel, when `T` is f32 and the CPU has AVX-512F.
+/// The operands as raw f32 matrices for the engine's kernel, when `T` is f32 and the CPU has one.
 fn f32_operands<T: Float>(
     a: &ArrayView2<T>,
     b: &ArrayView2<T>,
     c: &mut ArrayViewMut2<T>,
 ) -> Option<(Mat, Mat, MatMut)> {
-    if !avx512_f32::<T>() {
+    if !own_f32::<T>() {
         return None;
     }
     let mat = |v: &ArrayView2<T>| Mat { ptr: v.as_ptr() as *const f32, rs: v.strides()[0], cs: v.strides()[1] };
@@ -76,7 +77,7 @@ fn f32_operands<T: Float>(
     Some((mat(a), mat(b), out))
 }
 
-/// A right-hand operand prepared once for many products on the calling thread (packed for the AVX-512 kernel,
+/// A right-hand operand prepared once for many products on the calling thread (packed for the engine's kernel,
 /// or kept as a plain copy elsewhere).
 pub struct PackedRhs<T: Float> {
     packed: Option<crate::sgemm::PackedB>,
@@ -85,7 +86,7 @@ pub struct PackedRhs<T: Float> {
 
 /// Prepare `b` for [`gemm_packed`].
 pub fn pack_rhs<T: Float>(b: ArrayView2<T>) -> PackedRhs<T> {
-    if avx512_f32::<T>() {
+    if own_f32::<T>() {
         let (k, n) = b.dim();
         let m = Mat { ptr: b.as_ptr() as *const f32, rs: b.strides()[0], cs: b.strides()[1] };
         // SAFETY: T is f32 and the view addresses k x n elements.
@@ -104,7 +105,8 @@ pub fn gemm_packed<T: Float>(alpha: T, a: ArrayView2<T>, b: &PackedRhs<T>, beta:
             assert!(p.dim().0 == k && c.dim() == (m, p.dim().1), "gemm_packed: shapes {:?} x {:?}", a.dim(), p.dim());
             let am = Mat { ptr: a.as_ptr() as *const f32, rs: a.strides()[0], cs: a.strides()[1] };
             let out = MatMut { ptr: c.as_mut_ptr() as *mut f32, rs: c.strides()[0], cs: c.strides()[1] };
-            // SAFETY: a packed operand exists only for T = f32 on a CPU with AVX-512F; shapes checked above;
+            // SAFETY: a packed operand exists only for T = f32 on a CPU with the kernel it was packed for; shapes
+            // checked above;
             // c is borrowed mutably, so it aliases nothing else.
             unsafe { crate::sgemm::sgemm_packed(m, alpha.to_f64() as f32, am, p, beta.to_f64() as f32, out) };
         }
@@ -115,10 +117,10 @@ pub fn gemm_packed<T: Float>(alpha: T, a: ArrayView2<T>, b: &PackedRhs<T>, beta:
 /// `a b` for 2-D matrices.
 pub fn gemm<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>) -> Array2<T> {
     let (m, n) = (a.dim().0, b.dim().1);
-    if avx512_f32::<T>() {
-        // The AVX-512 product with beta = 0 writes every element of c and reads none: no zero-filling first.
+    if own_f32::<T>() {
+        // The engine's product with beta = 0 writes every element of c and reads none: no zero-filling first.
         let mut c = Array2::<T>::uninit((m, n));
-        // SAFETY: the view covers c's m x n elements, which only the AVX-512 product (gemm_into's path for f32
+        // SAFETY: the view covers c's m x n elements, which only the engine's product (gemm_into's path for f32
         // on this CPU) touches, writing each before c is taken as initialised.
         unsafe {
             let view = ArrayViewMut2::from_shape_ptr((m, n), c.as_mut_ptr() as *mut T);
@@ -232,7 +234,7 @@ mod tests {
             let (a, b) = (filled(m, k, 1), filled(k, n, 2));
             let got = gemm(a.view(), b.view());
             let want = naive(&a, &b);
-            // The f32 path (the AVX-512 kernel where available), split across threads above the threshold.
+            // The f32 path (the engine's kernel where available), split across threads above the threshold.
             let (a32, b32) = (a.mapv(|v| v as f32), b.mapv(|v| v as f32));
             let got32 = gemm(a32.view(), b32.view()).mapv(|v| v as f64);
             assert!(got32.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-3 * (1.0 + y.abs())), "f32 {m}x{k}x{n}");

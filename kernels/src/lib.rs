@@ -2,15 +2,32 @@
 //! the autograd crate wraps each one as an op with its own backward. Keep entry points stable so a faster
 //! implementation can replace a straightforward one without touching the engine.
 
-/// The instruction set the multiversioned loops run with, detected at run time.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Level {
-    Avx512,
-    Avx2,
+/// An instruction-set level the kernels are compiled for, lowest first: the portable baseline, AVX2 with FMA
+/// (and POPCNT), AVX-512 (F, VL, DQ, with the AVX2 set).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum Level {
     Scalar,
+    Avx2,
+    Avx512,
 }
 
-pub(crate) fn level() -> Level {
+impl Level {
+    /// The name `SRN_ISA` takes and the benches print.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Scalar => "scalar",
+            Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Level> {
+        [Level::Scalar, Level::Avx2, Level::Avx512].into_iter().find(|l| l.name().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+/// The best level this CPU has.
+pub fn detected_level() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
         let base = std::is_x86_feature_detected!("avx2")
@@ -30,8 +47,58 @@ pub(crate) fn level() -> Level {
     Level::Scalar
 }
 
-/// Defines `$name` (dispatching) over a body written once: `$name(args)` runs `$body` compiled for the best
-/// instruction set this CPU has.
+/// The level the kernels run at: the CPU's best, or the lower one that the environment variable `SRN_ISA`
+/// (`avx512`, `avx2` or `scalar`) asks for, so that a lower level's code can be measured on a better CPU. Read
+/// once; a level the CPU lacks, or a name it does not know, is reported once on stderr and the CPU's is used.
+pub fn level() -> Level {
+    #[cfg(test)]
+    if let Some(l) = FORCED.get() {
+        return l;
+    }
+    static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cpu = detected_level();
+        let Ok(asked) = std::env::var("SRN_ISA") else { return cpu };
+        match Level::parse(&asked) {
+            Some(l) if l <= cpu => l,
+            Some(l) => {
+                eprintln!("SRN_ISA={asked}: this CPU has no {}, running at {}", l.name(), cpu.name());
+                cpu
+            }
+            None => {
+                eprintln!("SRN_ISA={asked}: not one of avx512, avx2, scalar; running at {}", cpu.name());
+                cpu
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+thread_local! {
+    /// A level forced on this thread by [`at_level`] (tests only: tests run on parallel threads, so the
+    /// process-wide `SRN_ISA` cannot select a level for one of them).
+    static FORCED: std::cell::Cell<Option<Level>> = const { std::cell::Cell::new(None) };
+}
+
+/// Every level this CPU can run, lowest first.
+#[cfg(test)]
+pub(crate) fn levels() -> Vec<Level> {
+    [Level::Scalar, Level::Avx2, Level::Avx512].into_iter().filter(|&l| l <= detected_level()).collect()
+}
+
+/// Run `f` with the kernels that `f` calls on this thread dispatched at `level` (which the CPU must have).
+/// Work that `f` hands to other threads runs at the process's level.
+#[cfg(test)]
+pub(crate) fn at_level<R>(level: Level, f: impl FnOnce() -> R) -> R {
+    assert!(level <= detected_level(), "the CPU has no {level:?}");
+    let before = FORCED.replace(Some(level));
+    let out = f();
+    FORCED.set(before);
+    out
+}
+
+/// Defines `$name` (dispatching) over a body written once: `$name(args)` runs `$body` compiled for the
+/// instruction set of [`level()`] (the CPU's best unless `SRN_ISA` asks for less; in tests, `at_level`'s).
 macro_rules! multiversion {
     ($(#[$doc:meta])* $vis:vis fn $name:ident<$($g:ident: $b:path),*>($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
         $(#[$doc])*
@@ -67,6 +134,9 @@ pub mod gemm;
 pub mod lstm;
 pub mod math;
 pub mod sgemm;
+
+#[cfg(test)]
+mod level_tests;
 
 use std::fmt::{Debug, Display};
 use std::iter::Sum;

@@ -1,22 +1,70 @@
-//! The micro-kernel: one panel of `H` rows of A times one `NR`-column panel of B, the `H x NR` tile of C held
-//! in registers (`H = 14`: 28 accumulators; each k costs 2 vector loads and 14 broadcasts for 28 FMAs, which
-//! keeps both FMA pipes busy: 95% of one core's peak on operands in L1). Heights below the tile's are their
-//! own kernels (the last rows of a product are computed, not padded).
+//! What the driver (`mod.rs`) needs from an instruction set ([`Isa`]): its tile and blocking sizes, its
+//! micro-kernel and the vector moves packing uses. The micro-kernel multiplies one panel of `h` rows of A by
+//! one `NR`-column panel of B with the `h x NR` tile of C held in registers; [`tile`] adds the edge handling
+//! every instruction set shares. Heights below the tile's are their own kernels (the last rows of a product
+//! are computed, not padded).
 
-use super::{MatMut, NR};
-#[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::*;
+use super::MatMut;
+use crate::Level;
 
-/// The tallest tile.
-pub(super) const H_MAX: usize = 14;
+/// One instruction set's kernel and sizes. Implemented by zero-sized types (`Avx512`, `Avx2`) that the driver
+/// is generic over, so each set gets its own compiled driver with its sizes as constants.
+pub(super) trait Isa: Copy + Send + Sync + 'static {
+    /// The level whose CPUs can run it.
+    const LEVEL: Level;
+    /// Lanes of one vector: packing moves and transposes blocks of `LANES` values.
+    const LANES: usize;
+    /// Rows of the register tile (at most `LANES`: A is packed by `LANES x LANES` transposes of `MR` rows).
+    const MR: usize;
+    /// Rows of the tile for products with few rows (see `tiles` in `mod.rs`).
+    const MR_SHORT: usize;
+    /// Columns of the register tile (a whole number of vectors).
+    const NR: usize;
+    /// Depth of one packed slice (an `NR`-column panel of B, `KC * NR * 4` bytes, stays in L1).
+    const KC: usize;
+    /// Rows of A packed at once (`MC * KC * 4` bytes, in L2; a multiple of both tile heights, so that only a
+    /// product's last block has a short tile).
+    const MC: usize;
+    /// Columns of B packed at once (`KC * NC * 4` bytes, in L3; a multiple of `NR`).
+    const NC: usize;
 
-/// `C[..h, ..nr] = alpha * A_panel B_panel + beta * C` for an A panel of `h <= H_MAX` rows (`h` values per k)
-/// and a B panel of `NR` columns (C not read when `beta == 0`).
+    /// `c[..h, ..NR] = alpha * A_panel B_panel + beta * c` (row stride `rsc`, unit column stride; c not read
+    /// when `beta == 0`) for an A panel of `h <= MR` rows (`h` values per k) and a B panel of `NR` columns.
+    ///
+    /// # Safety
+    /// The panels must hold `kc` steps; `c` must address `h x NR` elements; the CPU must have `LEVEL`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn kernel(h: usize, kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, rsc: isize);
+
+    /// `dst[..n] = src[..n]` for `n <= LANES` (nothing else read or written).
+    ///
+    /// # Safety
+    /// Both must address `n` values; the CPU must have `LEVEL`.
+    unsafe fn copy(src: *const f32, dst: *mut f32, n: usize);
+
+    /// `dst[..LANES] = src[..n]` followed by zeros, for `n <= LANES` (only `src[..n]` read).
+    ///
+    /// # Safety
+    /// As `copy`, with `dst` addressing `LANES` values.
+    unsafe fn copy_padded(src: *const f32, dst: *mut f32, n: usize);
+
+    /// Read `rows <= LANES` rows of `LANES` contiguous values (row `i` at `src + i * src_stride`) and write the
+    /// transpose: for each of the `LANES` columns `j`, its `rows` values to `dst + j * dst_stride` (only those).
+    ///
+    /// # Safety
+    /// The rows and the written values must be addressable; the CPU must have `LEVEL`.
+    unsafe fn transpose(src: *const f32, src_stride: isize, rows: usize, dst: *mut f32, dst_stride: isize);
+}
+
+/// The largest tile of any instruction set (AVX-512's 14 x 32), for the edge tile's buffer.
+const TILE_MAX: usize = 14 * 32;
+
+/// `C[..h, ..nr] = alpha * A_panel B_panel + beta * C` for `h <= K::MR`, `nr <= K::NR`, C of any strides.
 ///
 /// # Safety
-/// The panels must hold `kc` steps; `c` must address `h x nr` elements; the CPU must have AVX-512F.
+/// As [`Isa::kernel`], with `c` addressing `h x nr` elements.
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn tile(
+pub(super) unsafe fn tile<K: Isa>(
     h: usize,
     kc: usize,
     alpha: f32,
@@ -26,69 +74,19 @@ pub(super) unsafe fn tile(
     c: MatMut,
     nr: usize,
 ) {
-    // The micro-kernel for this height, writing to `(ptr, row stride)`.
-    let run = |alpha: f32, beta: f32, ptr: *mut f32, rsc: isize| {
-        macro_rules! by_height {
-            ($($h:literal)*) => {
-                match h {
-                    $($h => kernel_avx512::<$h>(kc, alpha, a, b, beta, ptr, rsc),)*
-                    _ => unreachable!("tile height {h} above {H_MAX}"),
-                }
-            };
-        }
-        by_height!(1 2 3 4 5 6 7 8 9 10 11 12 13 14)
-    };
-    if nr == NR && c.cs == 1 {
-        run(alpha, beta, c.ptr, c.rs);
+    const { assert!(K::MR * K::NR <= TILE_MAX && K::MR_SHORT <= K::MR && K::MR <= K::LANES) };
+    if nr == K::NR && c.cs == 1 {
+        K::kernel(h, kc, alpha, a, b, beta, c.ptr, c.rs);
         return;
     }
     // Edge columns (or C with a non-unit column stride): compute into a local tile, then copy the valid part.
-    let mut tile = [0f32; H_MAX * NR];
-    run(1.0, 0.0, tile.as_mut_ptr(), NR as isize);
+    let mut tile = [0f32; TILE_MAX];
+    K::kernel(h, kc, 1.0, a, b, 0.0, tile.as_mut_ptr(), K::NR as isize);
     for i in 0..h {
         for j in 0..nr {
             let p = c.ptr.offset(i as isize * c.rs + j as isize * c.cs);
-            let v = alpha * tile[i * NR + j];
+            let v = alpha * tile[i * K::NR + j];
             *p = if beta == 0.0 { v } else { v + beta * *p };
-        }
-    }
-}
-
-#[target_feature(enable = "avx512f")]
-unsafe fn kernel_avx512<const H: usize>(
-    kc: usize,
-    alpha: f32,
-    a: *const f32,
-    b: *const f32,
-    beta: f32,
-    c: *mut f32,
-    rsc: isize,
-) {
-    let mut acc = [[_mm512_setzero_ps(); 2]; H];
-    let (mut a, mut b) = (a, b);
-    for _ in 0..kc {
-        let b0 = _mm512_loadu_ps(b);
-        let b1 = _mm512_loadu_ps(b.add(16));
-        for (i, row) in acc.iter_mut().enumerate() {
-            let ai = _mm512_set1_ps(*a.add(i));
-            row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
-            row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
-        }
-        a = a.add(H);
-        b = b.add(NR);
-    }
-    let va = _mm512_set1_ps(alpha);
-    let vb = _mm512_set1_ps(beta);
-    for (i, row) in acc.iter().enumerate() {
-        let cr = c.offset(i as isize * rsc);
-        for (h, &v) in row.iter().enumerate() {
-            let p = cr.add(16 * h);
-            let out = if beta == 0.0 {
-                _mm512_mul_ps(v, va)
-            } else {
-                _mm512_fmadd_ps(v, va, _mm512_mul_ps(_mm512_loadu_ps(p), vb))
-            };
-            _mm512_storeu_ps(p, out);
         }
     }
 }

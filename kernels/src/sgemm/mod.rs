@@ -1,55 +1,54 @@
-//! Single-precision GEMM with an AVX-512 micro-kernel, for x86-64 CPUs that have AVX-512F (checked at run
-//! time; `available()` says whether it can be used, and callers fall back to matrixmultiply otherwise).
+//! Single-precision GEMM with the engine's own micro-kernels: AVX-512 (`avx512.rs`) or AVX2 + FMA (`avx2.rs`),
+//! picked at run time by [`crate::level()`] (the CPU's best, or lower if `SRN_ISA` says so). `available()`
+//! says whether either can run; callers fall back to matrixmultiply otherwise (a CPU without AVX2, or
+//! `SRN_ISA=scalar`, or another architecture).
 //!
 //! The structure is the classic one of GotoBLAS/BLIS: `C = alpha A B + beta C` is cut into `KC`-deep slices of
 //! `A` and `B`; each slice of `B` is packed into `NR`-column panels (`KC x NR`, row by row, `pack.rs`) and each
-//! `MC`-row block of `A` into `MR`-row panels (`MR` values per k). The micro-kernel (`kernel.rs`) multiplies
-//! one `MR x KC` panel by one `KC x NR` panel with the `MR x NR` tile of `C` held in registers. The last rows
-//! of a product are a shorter panel with a kernel of their own height; columns past the last full panel are
-//! zero-padded in the packed B and written back through a temporary tile. Arbitrary (also negative) strides.
+//! `MC`-row block of `A` into `MR`-row panels (`MR` values per k). The micro-kernel multiplies one `MR x KC`
+//! panel by one `KC x NR` panel with the `MR x NR` tile of `C` held in registers. The last rows of a product
+//! are a shorter panel with a kernel of their own height; columns past the last full panel are zero-padded in
+//! the packed B and written back through a temporary tile (`kernel.rs`). Arbitrary (also negative) strides.
+//! The sizes are each instruction set's ([`kernel::Isa`]); everything else is one driver, generic over it.
 //!
 //! Threads ([`par_sgemm`]): B is packed once, its panels shared out among rayon's threads, then each thread
 //! multiplies its own block of rows (a whole number of tiles, packing only its rows of A) by the shared panels.
 
+// Elsewhere there is no kernel: the generic driver is compiled (and checked) but never called.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod kernel;
 mod pack;
 mod shared;
-#[cfg(test)]
-mod tests;
 
-use kernel::{tile, H_MAX};
+use crate::Level;
+use kernel::{tile, Isa};
 use pack::{pack_a, pack_b, pack_b_panel};
 use rayon::prelude::*;
 use shared::SharedB;
 use std::cell::{Cell, RefCell};
 
-/// Rows of the register tile. A product with few rows (an LSTM step: 16) uses an 8-row tile instead, which
-/// wastes none of them (14 would pad 16 rows to 28).
-pub const MR: usize = 14;
-/// The short tile's rows.
-const MR_SHORT: usize = 8;
-/// Columns of the register tile (two 16-lane vectors).
-pub const NR: usize = 32;
-/// Depth of one packed slice: an `NR`-column panel of B (`KC * NR * 4` = 32 KiB) stays in L1.
-const KC: usize = 256;
-/// Rows of A packed at once (`MC * KC * 4` = 224 KiB, in L2; a multiple of both tile heights, so that only a
-/// product's last block has a short tile).
-const MC: usize = 224;
-/// Columns of B packed at once (`KC * NC * 4` = 2 MiB, in L3).
-const NC: usize = NR * 64;
+/// `$f::<K>(args)` with `K` the kernel of the level `$level` (which must have one).
+macro_rules! with_isa {
+    ($level:expr, $f:ident($($arg:expr),*)) => {
+        match $level {
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => $f::<avx512::Avx512>($($arg),*),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => $f::<avx2::Avx2>($($arg),*),
+            #[allow(unreachable_patterns)]
+            level => panic!("sgemm: no kernel at level {level:?} (callers check `available()`)"),
+        }
+    };
+}
 
-const _: () = assert!(MR <= H_MAX && MR_SHORT <= H_MAX, "a tile taller than the kernels");
-
-/// Whether this CPU can run the AVX-512 kernel.
+/// Whether this CPU, at the level the kernels run at, has one of the engine's kernels (AVX2 + FMA or better).
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    cfg!(target_arch = "x86_64") && crate::level() >= Level::Avx2
 }
 
 /// A strided matrix operand: element `(i, j)` is at `ptr + i * rs + j * cs`.
@@ -108,23 +107,31 @@ thread_local! {
 /// `available()` must be true.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn sgemm(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    with_isa!(crate::level(), sgemm_k(m, n, k, alpha, a, b, beta, c))
+}
+
+/// [`sgemm`] with the kernel of `K`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_k<K: Isa>(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
     if m == 0 || n == 0 {
         return;
     }
     // The kernel writes rows of C as vectors: make C's unit stride the column stride (C^T = B^T A^T).
     if c.cs.unsigned_abs() > c.rs.unsigned_abs() {
         let (at, bt) = (Mat { ptr: b.ptr, rs: b.cs, cs: b.rs }, Mat { ptr: a.ptr, rs: a.cs, cs: a.rs });
-        return sgemm(n, m, k, alpha, at, bt, beta, MatMut { ptr: c.ptr, rs: c.cs, cs: c.rs });
+        return sgemm_k::<K>(n, m, k, alpha, at, bt, beta, MatMut { ptr: c.ptr, rs: c.cs, cs: c.rs });
     }
     if k == 0 || alpha == 0.0 {
         scale(m, n, beta, c);
         return;
     }
-    tiles(m, n, k, alpha, a, Rhs::Strided(b), beta, c);
+    tiles::<K>(m, n, k, alpha, a, Rhs::Strided(b), beta, c);
 }
 
-/// A right-hand operand packed once for many products (an LSTM's recurrent weight, used at every step).
+/// A right-hand operand packed once for many products (an LSTM's recurrent weight, used at every step), in the
+/// layout of the kernel of `level`.
 pub struct PackedB {
+    level: Level,
     k: usize,
     n: usize,
     data: Vec<f32>,
@@ -138,39 +145,35 @@ impl PackedB {
     /// # Safety
     /// `b` must address `k x n` valid elements; `available()` must be true.
     pub unsafe fn new(k: usize, n: usize, b: Mat) -> Self {
-        let mut packed = Self::layout(Vec::new(), k, n);
-        for (panel, kc, p0, j0, cols) in packed.panels() {
-            pack_b_panel(kc, cols, b, p0, j0, panel);
-        }
-        packed
+        with_isa!(crate::level(), packed_b_k(k, n, b))
     }
 
     /// The layout for a `k x n` matrix, in `data` grown (with zeros) to its size: one block per `(NC columns,
     /// KC rows)`, in the order the product visits them.
-    fn layout(mut data: Vec<f32>, k: usize, n: usize) -> Self {
+    fn layout<K: Isa>(mut data: Vec<f32>, k: usize, n: usize) -> Self {
         let mut offsets = Vec::new();
         let mut len = 0;
-        for j0 in (0..n).step_by(NC) {
-            for p0 in (0..k).step_by(KC) {
+        for j0 in (0..n).step_by(K::NC) {
+            for p0 in (0..k).step_by(K::KC) {
                 offsets.push(len);
-                len += NC.min(n - j0).div_ceil(NR) * NR * KC.min(k - p0);
+                len += K::NC.min(n - j0).div_ceil(K::NR) * K::NR * K::KC.min(k - p0);
             }
         }
         data.resize(len, 0.0);
-        PackedB { k, n, data, offsets }
+        PackedB { level: K::LEVEL, k, n, data, offsets }
     }
 
     /// Every panel's place in `data` with what goes there: `(panel, kc, p0, j0, columns)`.
-    fn panels(&mut self) -> Vec<(&mut [f32], usize, usize, usize, usize)> {
-        let (k, n) = (self.k, self.n);
+    fn panels<K: Isa>(&mut self) -> Vec<(&mut [f32], usize, usize, usize, usize)> {
+        let (k, n, nr) = (self.k, self.n, K::NR);
         let mut out = Vec::new();
         let mut rest = &mut self.data[..];
-        for j0 in (0..n).step_by(NC) {
-            for p0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - p0);
-                for jr in (j0..j0 + NC.min(n - j0)).step_by(NR) {
-                    let (panel, tail) = rest.split_at_mut(NR * kc);
-                    out.push((panel, kc, p0, jr, NR.min(n - jr)));
+        for j0 in (0..n).step_by(K::NC) {
+            for p0 in (0..k).step_by(K::KC) {
+                let kc = K::KC.min(k - p0);
+                for jr in (j0..j0 + K::NC.min(n - j0)).step_by(nr) {
+                    let (panel, tail) = rest.split_at_mut(nr * kc);
+                    out.push((panel, kc, p0, jr, nr.min(n - jr)));
                     rest = tail;
                 }
             }
@@ -184,6 +187,15 @@ impl PackedB {
     }
 }
 
+/// [`PackedB::new`] for the kernel of `K`.
+unsafe fn packed_b_k<K: Isa>(k: usize, n: usize, b: Mat) -> PackedB {
+    let mut packed = PackedB::layout::<K>(Vec::new(), k, n);
+    for (panel, kc, p0, j0, cols) in packed.panels::<K>() {
+        pack_b_panel::<K>(kc, cols, b, p0, j0, panel);
+    }
+    packed
+}
+
 /// `C (m x n) = alpha A (m x k) B (k x n) + beta C` on rayon's threads (see the module's documentation; a
 /// product too short for a block of rows per thread is split by columns instead, each thread packing all of
 /// A and its columns of B).
@@ -192,34 +204,41 @@ impl PackedB {
 /// As [`sgemm`].
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn par_sgemm(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
+    with_isa!(crate::level(), par_sgemm_k(m, n, k, alpha, a, b, beta, c))
+}
+
+/// [`par_sgemm`] with the kernel of `K` (on every thread).
+#[allow(clippy::too_many_arguments)]
+unsafe fn par_sgemm_k<K: Isa>(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Mat, beta: f32, c: MatMut) {
     if c.cs.unsigned_abs() > c.rs.unsigned_abs() {
         let (at, bt) = (Mat { ptr: b.ptr, rs: b.cs, cs: b.rs }, Mat { ptr: a.ptr, rs: a.cs, cs: a.rs });
-        return par_sgemm(n, m, k, alpha, at, bt, beta, MatMut { ptr: c.ptr, rs: c.cs, cs: c.rs });
+        return par_sgemm_k::<K>(n, m, k, alpha, at, bt, beta, MatMut { ptr: c.ptr, rs: c.cs, cs: c.rs });
     }
     let parts = rayon::current_num_threads();
     if m == 0 || n == 0 || k == 0 || alpha == 0.0 || parts == 1 {
-        return sgemm(m, n, k, alpha, a, b, beta, c);
+        return sgemm_k::<K>(m, n, k, alpha, a, b, beta, c);
     }
-    if m >= parts * 4 * MR {
+    let mr = K::MR;
+    if m >= parts * 4 * mr {
         // The calling thread's buffer for the packed B, taken for the call (a nested call allocates its own).
-        let shared = SharedB::new(SHARED_B.take(), k, n, b);
+        let shared = SharedB::<K>::new(SHARED_B.take(), k, n, b);
         // Row blocks of whole tiles, as equal as tiles allow: each bound at the tile edge nearest to m t / parts.
         let bounds: Vec<usize> =
-            (0..=parts).map(|t| if t == parts { m } else { (m * t / parts + MR / 2) / MR * MR }).collect();
+            (0..=parts).map(|t| if t == parts { m } else { (m * t / parts + mr / 2) / mr * mr }).collect();
         // SAFETY (of each task): the row blocks of C are disjoint; A and B are only read.
         bounds.par_windows(2).enumerate().for_each(|(part, w)| unsafe {
             let rhs = Rhs::Shared { b: &shared, part, parts };
-            tiles(w[1] - w[0], n, k, alpha, a.at(w[0], 0), rhs, beta, c.at(w[0], 0))
+            tiles::<K>(w[1] - w[0], n, k, alpha, a.at(w[0], 0), rhs, beta, c.at(w[0], 0))
         });
         SHARED_B.set(shared.into_buffer());
     } else {
-        let step = n.div_ceil(parts).div_ceil(NR) * NR;
+        let step = n.div_ceil(parts).div_ceil(K::NR) * K::NR;
         // SAFETY (of each task): the column blocks of C are disjoint; A and B are only read.
         (0..n)
             .step_by(step)
             .collect::<Vec<_>>()
             .into_par_iter()
-            .for_each(|j| unsafe { sgemm(m, step.min(n - j), k, alpha, a, b.at(0, j), beta, c.at(0, j)) });
+            .for_each(|j| unsafe { sgemm_k::<K>(m, step.min(n - j), k, alpha, a, b.at(0, j), beta, c.at(0, j)) });
     }
 }
 
@@ -228,6 +247,11 @@ pub unsafe fn par_sgemm(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Mat
 /// # Safety
 /// As [`sgemm`], with `b`'s shape `k x n`.
 pub unsafe fn sgemm_packed(m: usize, alpha: f32, a: Mat, b: &PackedB, beta: f32, c: MatMut) {
+    with_isa!(b.level, sgemm_packed_k(m, alpha, a, b, beta, c))
+}
+
+/// [`sgemm_packed`] with the kernel of `K`, which `b` was packed for.
+unsafe fn sgemm_packed_k<K: Isa>(m: usize, alpha: f32, a: Mat, b: &PackedB, beta: f32, c: MatMut) {
     let (k, n) = b.dim();
     if m == 0 || n == 0 {
         return;
@@ -236,78 +260,85 @@ pub unsafe fn sgemm_packed(m: usize, alpha: f32, a: Mat, b: &PackedB, beta: f32,
         scale(m, n, beta, c);
         return;
     }
-    tiles(m, n, k, alpha, a, Rhs::Packed(b), beta, c);
+    tiles::<K>(m, n, k, alpha, a, Rhs::Packed(b), beta, c);
 }
 
 /// Where the kernel's B panels come from.
 #[derive(Clone, Copy)]
-enum Rhs<'a> {
+enum Rhs<'a, K: Isa> {
     Strided(Mat),
     Packed(&'a PackedB),
     /// Shared by the `parts` threads of one product, this being thread `part`.
     Shared {
-        b: &'a SharedB,
+        b: &'a SharedB<K>,
         part: usize,
         parts: usize,
     },
 }
 
 /// Pick the tile height and run: the one whose rows, rounded up to whole tiles, are fewer (short last tiles
-/// are slower per row than full ones: 16 rows run as 8 + 8 rather than 14 + 2), 14 unless 8 saves a tenth.
+/// are slower per row than full ones: with AVX-512, 16 rows run as 8 + 8 rather than 14 + 2), `MR` unless
+/// `MR_SHORT` saves a tenth.
 #[allow(clippy::too_many_arguments)]
-unsafe fn tiles(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Rhs<'_>, beta: f32, c: MatMut) {
+unsafe fn tiles<K: Isa>(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Rhs<'_, K>, beta: f32, c: MatMut) {
     let padded = |mr: usize| (m.div_ceil(mr) * mr) as f64;
-    if padded(MR_SHORT) * 1.1 < padded(MR) {
-        sgemm_tiles::<MR_SHORT>(m, n, k, alpha, a, b, beta, c);
-    } else {
-        sgemm_tiles::<MR>(m, n, k, alpha, a, b, beta, c);
+    // The heights as const parameters: the two sets' (14, 8) and (6, 6).
+    macro_rules! run {
+        ($($r:literal)*) => {{
+            let r = if padded(K::MR_SHORT) * 1.1 < padded(K::MR) { K::MR_SHORT } else { K::MR };
+            match r {
+                $($r => sgemm_tiles::<K, $r>(m, n, k, alpha, a, b, beta, c),)*
+                _ => unreachable!("no tile of {r} rows"),
+            }
+        }};
     }
+    run!(14 8 6)
 }
 
 /// `sgemm` with `R`-row register tiles.
 #[allow(clippy::too_many_arguments)]
-unsafe fn sgemm_tiles<const R: usize>(
+unsafe fn sgemm_tiles<K: Isa, const R: usize>(
     m: usize,
     n: usize,
     k: usize,
     alpha: f32,
     a: Mat,
-    b: Rhs<'_>,
+    b: Rhs<'_, K>,
     beta: f32,
     c: MatMut,
 ) {
     BUFFERS.with(|bufs| {
         let mut bufs = bufs.borrow_mut();
         let (pa, pb) = &mut *bufs;
-        let kc_max = KC.min(k);
-        pa.resize(MC.min(m).div_ceil(R) * R * kc_max + 16, 0.0);
+        let (kc_max, nr) = (K::KC.min(k), K::NR);
+        pa.resize(K::MC.min(m).div_ceil(R) * R * kc_max + 16, 0.0);
         if let Rhs::Strided(_) = b {
-            pb.resize(NC.min(n).div_ceil(NR) * NR * kc_max + 16, 0.0);
+            pb.resize(K::NC.min(n).div_ceil(nr) * nr * kc_max + 16, 0.0);
         }
         let pa = align64(pa);
         let pb_buf = align64(pb);
         let mut block = 0;
-        for j0 in (0..n).step_by(NC) {
-            let nc = NC.min(n - j0);
-            for p0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - p0);
+        for j0 in (0..n).step_by(K::NC) {
+            let nc = K::NC.min(n - j0);
+            for p0 in (0..k).step_by(K::KC) {
+                let kc = K::KC.min(k - p0);
                 let beta_here = if p0 == 0 { beta } else { 1.0 };
                 let pb: *const f32 = match b {
                     Rhs::Strided(b) => {
-                        pack_b(kc, nc, b, p0, j0, pb_buf);
+                        pack_b::<K>(kc, nc, b, p0, j0, pb_buf);
                         pb_buf.as_ptr()
                     }
                     Rhs::Packed(p) => p.data[p.offsets[block]..].as_ptr(),
                     Rhs::Shared { .. } => std::ptr::null(),
                 };
-                let panels = nc.div_ceil(NR);
+                let panels = nc.div_ceil(nr);
                 // Threads sharing B start at different panels (see shared.rs).
                 let start = if let Rhs::Shared { part, parts, .. } = b { panels * part / parts } else { 0 };
-                for i0 in (0..m).step_by(MC) {
-                    let mc = MC.min(m - i0);
-                    pack_a::<R>(mc, kc, a, i0, p0, pa);
+                for i0 in (0..m).step_by(K::MC) {
+                    let mc = K::MC.min(m - i0);
+                    pack_a::<K, R>(mc, kc, a, i0, p0, pa);
                     for q in (start..panels).chain(0..start) {
-                        let jr = q * NR;
+                        let jr = q * nr;
                         let bp = match b {
                             Rhs::Shared { b, .. } => b.panel(block, q, p0, j0),
                             _ => pb.add(jr * kc),
@@ -316,8 +347,8 @@ unsafe fn sgemm_tiles<const R: usize>(
                             let mr = R.min(mc - ir);
                             let ap = pa.as_ptr().add(ir * kc);
                             let cp = c.ptr.offset((i0 + ir) as isize * c.rs + (j0 + jr) as isize * c.cs);
-                            let nr = NR.min(nc - jr);
-                            tile(mr, kc, alpha, ap, bp, beta_here, MatMut { ptr: cp, rs: c.rs, cs: c.cs }, nr);
+                            let cols = nr.min(nc - jr);
+                            tile::<K>(mr, kc, alpha, ap, bp, beta_here, MatMut { ptr: cp, rs: c.rs, cs: c.cs }, cols);
                         }
                     }
                 }
@@ -342,3 +373,6 @@ fn align64(v: &mut [f32]) -> &mut [f32] {
     let off = v.as_ptr().align_offset(64).min(16).min(v.len());
     &mut v[off..]
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,15 +6,18 @@
 //! the wait ends. The threads visit the panels of a block from different starting points, so that each first
 //! packs its own share and finds the others' ready when it gets there.
 
+use super::kernel::Isa;
 use super::pack::pack_b_panel;
-use super::{Mat, PackedB, KC, NC, NR};
+use super::{Mat, PackedB};
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 const UNCLAIMED: u8 = 0;
 const PACKING: u8 = 1;
 const READY: u8 = 2;
 
-pub(super) struct SharedB {
+/// B packed for the kernel of `K`.
+pub(super) struct SharedB<K: Isa> {
     b: Mat,
     /// The packed panels, in [`PackedB`]'s layout (its `data` is not touched through it until `into_buffer`).
     packed: PackedB,
@@ -23,27 +26,28 @@ pub(super) struct SharedB {
     /// The index in `state` of each block's first panel.
     first_panel: Vec<usize>,
     state: Vec<AtomicU8>,
+    isa: PhantomData<K>,
 }
 
 // The panels are written through `base` by the one thread that claimed each, and read only once `READY` is
 // published with release ordering (and acquired by the reader); `b` is only read.
-unsafe impl Sync for SharedB {}
+unsafe impl<K: Isa> Sync for SharedB<K> {}
 
-impl SharedB {
+impl<K: Isa> SharedB<K> {
     /// A `k x n` operand `b`, to be packed into `buffer`'s memory (grown as needed) as the product goes.
     pub(super) fn new(buffer: Vec<f32>, k: usize, n: usize, b: Mat) -> Self {
-        let mut packed = PackedB::layout(buffer, k, n);
+        let mut packed = PackedB::layout::<K>(buffer, k, n);
         let mut first_panel = Vec::new();
         let mut panels = 0;
-        for j0 in (0..n).step_by(NC) {
-            for _ in (0..k).step_by(KC) {
+        for j0 in (0..n).step_by(K::NC) {
+            for _ in (0..k).step_by(K::KC) {
                 first_panel.push(panels);
-                panels += NC.min(n - j0).div_ceil(NR);
+                panels += K::NC.min(n - j0).div_ceil(K::NR);
             }
         }
         let base = packed.data.as_mut_ptr();
         let state = (0..panels).map(|_| AtomicU8::new(UNCLAIMED)).collect();
-        SharedB { b, packed, base, first_panel, state }
+        SharedB { b, packed, base, first_panel, state, isa: PhantomData }
     }
 
     /// Panel `q` of block `block` (the block of columns from `j0`, rows from `p0`), packed.
@@ -52,15 +56,15 @@ impl SharedB {
     /// The block and panel must exist; `b` must address the `k x n` elements given to `new`.
     pub(super) unsafe fn panel(&self, block: usize, q: usize, p0: usize, j0: usize) -> *const f32 {
         let (k, n) = self.packed.dim();
-        let kc = KC.min(k - p0);
-        let ptr = self.base.add(self.packed.offsets[block] + q * NR * kc);
+        let (kc, nr) = (K::KC.min(k - p0), K::NR);
+        let ptr = self.base.add(self.packed.offsets[block] + q * nr * kc);
         let state = &self.state[self.first_panel[block] + q];
         if state.load(Ordering::Acquire) != READY {
             match state.compare_exchange(UNCLAIMED, PACKING, Ordering::Acquire, Ordering::Acquire) {
                 Ok(_) => {
-                    let jr = j0 + q * NR;
-                    let panel = std::slice::from_raw_parts_mut(ptr, NR * kc);
-                    pack_b_panel(kc, NR.min(n - jr), self.b, p0, jr, panel);
+                    let jr = j0 + q * nr;
+                    let panel = std::slice::from_raw_parts_mut(ptr, nr * kc);
+                    pack_b_panel::<K>(kc, nr.min(n - jr), self.b, p0, jr, panel);
                     state.store(READY, Ordering::Release);
                 }
                 Err(_) => {
