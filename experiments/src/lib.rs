@@ -1,6 +1,7 @@
 //! The paper's experiments: data generators, models, training runs and reports.
 
 pub mod circles;
+pub mod clutrr;
 pub mod report;
 pub mod sort_of_clevr;
 pub mod training;
