@@ -305,4 +305,92 @@ mod tests {
         assert_eq!(k_from_task_name("task_1.4"), Some(4));
         assert_eq!(k_from_task_name("task_1.x"), None);
     }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("srn-clutrr-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn small_files() -> [(&'static str, String); 3] {
+        let train = format!(
+            "{HEADER}{}{}",
+            row(0, "[A] met his son [B].", "('A', 'B')", "son", "task_1.2"),
+            row(1, "[C] met her father [D].", "('C', 'D')", "father", "task_1.3")
+        );
+        let test = format!("{HEADER}{}", row(0, "[E] is [F]'s aunt.", "('F', 'E')", "aunt", "task_1.3"));
+        [("data/1.2,1.3_train.csv", train), ("data/1.3_test.csv", test), ("data/notes.txt", "ignored".into())]
+    }
+
+    /// A zip of the small files, compressed like the released archives.
+    fn small_zip() -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for (name, text) in small_files() {
+            zip.start_file(name, options).unwrap();
+            std::io::Write::write_all(&mut zip, text.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn zip_and_folder_load_alike() {
+        let dir = scratch("zip-and-folder");
+        let zip_path = dir.join("small.zip");
+        fs::write(&zip_path, small_zip()).unwrap();
+        let from_zip = load_released(&zip_path).unwrap();
+        assert!(from_zip.train_file.ends_with("small.zip:data/1.2,1.3_train.csv"), "{}", from_zip.train_file);
+        assert_eq!(from_zip.train.len(), 2);
+        assert_eq!(from_zip.tests.len(), 1);
+        assert_eq!((from_zip.tests[0].k, from_zip.test(3).unwrap().stories[0].target), (3, Relation::Aunt));
+        let folder = dir.join("extracted");
+        fs::create_dir_all(&folder).unwrap();
+        for (name, text) in small_files() {
+            fs::write(folder.join(name.trim_start_matches("data/")), text).unwrap();
+        }
+        let from_folder = load_released(&folder).unwrap();
+        assert_eq!(from_folder.train, from_zip.train);
+        assert_eq!(from_folder.tests[0].stories, from_zip.tests[0].stories);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn truncated_zips_are_errors_naming_the_file() {
+        let dir = scratch("truncated");
+        let bytes = small_zip();
+        // Cut everywhere from the first byte to one short of the end: the central directory sits at the end, so
+        // every cut loses it (or part of it) and must be reported, never panic.
+        for cut in (0..bytes.len()).step_by(7).chain([bytes.len() - 1]) {
+            let path = dir.join(format!("cut{cut}.zip"));
+            fs::write(&path, &bytes[..cut]).unwrap();
+            let e = load_released(&path).unwrap_err();
+            assert!(e.file.ends_with(&format!("cut{cut}.zip")), "{e}");
+            assert!(e.message.contains("zip"), "{e}");
+        }
+        // A member whose compressed bytes are damaged (the central directory intact) fails its decompression or
+        // CRC check and names the member.
+        let mut damaged = bytes.clone();
+        let start = 30 + "data/1.2,1.3_train.csv".len();
+        for b in &mut damaged[start + 10..start + 40] {
+            *b ^= 0x5a;
+        }
+        let path = dir.join("damaged.zip");
+        fs::write(&path, &damaged).unwrap();
+        let e = load_released(&path).unwrap_err();
+        assert!(e.file.ends_with("damaged.zip:data/1.2,1.3_train.csv"), "{e}");
+        assert!(load_released(&dir.join("absent.zip")).unwrap_err().message.contains("cannot open"));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_truncated_csv_is_an_error_naming_its_line() {
+        let [(_, train), ..] = small_files();
+        // Cut inside the second row's quoted story: the row ends early with too few fields.
+        let cut = &train[..train.rfind("[D]").unwrap()];
+        let e = read_csv(cut.as_bytes(), "1.2,1.3_train.csv").unwrap_err();
+        assert_eq!((e.line, e.record), (Some(3), Some(2)), "{e}");
+        assert!(e.message.contains("fields"), "{e}");
+        assert!(e.to_string().starts_with("1.2,1.3_train.csv, line 3 (row 2): the row has"), "{e}");
+    }
 }
