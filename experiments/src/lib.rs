@@ -2,6 +2,7 @@
 
 pub mod circles;
 pub mod cli;
+pub mod clutrr;
 pub mod files;
 pub mod report;
 pub mod resume;
