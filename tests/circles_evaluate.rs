@@ -1,24 +1,13 @@
 //! `circles --evaluate DIR`: Table 1 recomputed from a finished run's checkpoints, without training, is the
 //! table the run printed; and the implicit inner-gradient mode trains end to end.
 
-use experiments::circles::{profile::Profile, run, Args, GradientMode, Which};
+mod common;
+
+use experiments::circles::{run, Args, GradientMode, Which};
 use std::path::{Path, PathBuf};
 
 fn args(out: &Path) -> Args {
-    Args {
-        profile: Profile::Smoke,
-        model: Which::Both,
-        seed: 5,
-        out: Some(out.to_path_buf()),
-        resume: false,
-        learn_s0: false,
-        alpha: None,
-        inner_steps: None,
-        lr: None,
-        epochs: None,
-        inner_gradient: GradientMode::Unrolled,
-        evaluate: None,
-    }
+    common::circles_smoke_args(out, 5, false)
 }
 
 fn scratch(name: &str) -> PathBuf {

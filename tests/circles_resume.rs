@@ -1,7 +1,9 @@
 //! Circles runs that must stop or refuse rather than train garbage, and checkpoints from before the run
 //! configuration and checksums were stored, which must still resume.
 
-use experiments::circles::{profile::Profile, run, Args, GradientMode, Which};
+mod common;
+
+use experiments::circles::{run, Args, Which};
 use experiments::training::INTERRUPTED;
 use safetensors::SafeTensors;
 use std::collections::HashMap;
@@ -13,20 +15,7 @@ use std::sync::Mutex;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn args(out: &Path, resume: bool, lr: Option<f64>) -> Args {
-    Args {
-        profile: Profile::Smoke,
-        model: Which::Baseline,
-        seed: 1,
-        out: Some(out.to_path_buf()),
-        resume,
-        learn_s0: false,
-        alpha: None,
-        inner_steps: None,
-        lr,
-        epochs: None,
-        inner_gradient: GradientMode::Unrolled,
-        evaluate: None,
-    }
+    Args { model: Which::Baseline, lr, ..common::circles_smoke_args(out, 1, resume) }
 }
 
 fn scratch(name: &str) -> PathBuf {

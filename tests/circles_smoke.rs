@@ -1,27 +1,16 @@
 //! The Circles experiment end to end on its smoke profile: every output is written, and a run interrupted
 //! after its first step then resumed gives exactly the table of an uninterrupted run.
 
-use experiments::circles::{profile::Profile, run, Args, GradientMode, Which};
+mod common;
+
+use experiments::circles::{run, Args};
 use experiments::training::INTERRUPTED;
 use models::Checkpoint;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 fn args(out: &Path, resume: bool) -> Args {
-    Args {
-        profile: Profile::Smoke,
-        model: Which::Both,
-        seed: 3,
-        out: Some(out.to_path_buf()),
-        resume,
-        learn_s0: false,
-        alpha: None,
-        inner_steps: None,
-        lr: None,
-        epochs: None,
-        inner_gradient: GradientMode::Unrolled,
-        evaluate: None,
-    }
+    common::circles_smoke_args(out, 3, resume)
 }
 
 fn scratch(name: &str) -> PathBuf {

@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests of the two experiments' models.
+//! Helpers shared by the integration tests of the experiments.
 
 #![allow(dead_code)]
 
@@ -25,4 +25,23 @@ pub fn refined(srn: &Srn<FSEncoder<f32>>, set: &ArrayD<f32>, z: &ArrayD<f32>) ->
     let scope = Scope::evaluation(&tape);
     let r = tape.no_grad(|| srn.refine(&scope, tape.constant(set.clone()), tape.constant(z.clone()), None));
     (*r.last().value()).clone()
+}
+
+/// `circles` arguments for a smoke run of both models into `out`, every other flag at its default.
+pub fn circles_smoke_args(out: &std::path::Path, seed: u64, resume: bool) -> experiments::circles::Args {
+    use experiments::circles::{profile::Profile, Args, GradientMode, Which};
+    Args {
+        profile: Profile::Smoke,
+        model: Which::Both,
+        seed,
+        out: Some(out.to_path_buf()),
+        resume,
+        learn_s0: false,
+        alpha: None,
+        inner_steps: None,
+        lr: None,
+        epochs: None,
+        inner_gradient: GradientMode::Unrolled,
+        evaluate: None,
+    }
 }
