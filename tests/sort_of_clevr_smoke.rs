@@ -2,10 +2,11 @@
 //! written, Table 2 holds every row, and a run interrupted after its first step then resumed gives exactly the
 //! results of an uninterrupted run.
 
+mod common;
+
 use experiments::sort_of_clevr::profile::Profile;
 use experiments::sort_of_clevr::{run, Args, Which};
 use experiments::training::INTERRUPTED;
-use models::Checkpoint;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -47,23 +48,7 @@ fn results_without_times(dir: &Path) -> serde_json::Value {
 
 /// A checkpoint's learning curve without its wall-clock field, and its tensors (name and bits).
 fn checkpoint_contents(path: &Path) -> (serde_json::Value, Vec<(String, Vec<u64>)>) {
-    let ck = Checkpoint::load(path).expect("checkpoint");
-    let mut curve: serde_json::Value = serde_json::from_str(ck.meta("curve").expect("curve")).expect("JSON");
-    for p in curve.as_array_mut().expect("points") {
-        p.as_object_mut().expect("point").remove("train_seconds");
-    }
-    let tensors = ck
-        .names()
-        .into_iter()
-        .map(|n| {
-            let bits = match ck.get::<f32>(&n) {
-                Ok(a) => a.iter().map(|x| x.to_bits() as u64).collect(),
-                Err(_) => vec![ck.clone().take_count(&n).expect("a float tensor or a count")],
-            };
-            (n, bits)
-        })
-        .collect();
-    (curve, tensors)
+    common::checkpoint_contents(path, "train_seconds")
 }
 
 #[test]

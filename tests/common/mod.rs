@@ -45,3 +45,25 @@ pub fn circles_smoke_args(out: &std::path::Path, seed: u64, resume: bool) -> exp
         evaluate: None,
     }
 }
+
+/// A checkpoint's learning curve without its wall-clock field `time_field`, and its tensors (name and bits),
+/// for comparing an interrupted-and-resumed run with an uninterrupted one bit for bit.
+pub fn checkpoint_contents(path: &std::path::Path, time_field: &str) -> (serde_json::Value, Vec<(String, Vec<u64>)>) {
+    let ck = models::Checkpoint::load(path).expect("checkpoint");
+    let mut curve: serde_json::Value = serde_json::from_str(ck.meta("curve").expect("curve")).expect("JSON");
+    for p in curve.as_array_mut().expect("points") {
+        p.as_object_mut().expect("point").remove(time_field);
+    }
+    let tensors = ck
+        .names()
+        .into_iter()
+        .map(|n| {
+            let bits = match ck.get::<f32>(&n) {
+                Ok(a) => a.iter().map(|x| x.to_bits() as u64).collect(),
+                Err(_) => vec![ck.clone().take_count(&n).expect("a float tensor or a count")],
+            };
+            (n, bits)
+        })
+        .collect();
+    (curve, tensors)
+}
