@@ -139,6 +139,30 @@ fn set_inner_steps(model: &mut CirclesModel, settings: &Settings, step: usize) {
     }
 }
 
+/// What a checkpoint holds besides the weights and the optimiser state it loads into `model` and `adam`.
+struct Saved {
+    step: usize,
+    seconds: f64,
+    curve: Vec<CurvePoint>,
+    /// The training loss summed since the last curve point, and over how many steps.
+    window: (f64, usize),
+}
+
+/// Load `ck` (made by `spec`'s run: its configuration is checked) into `model` and `adam`.
+fn restore(spec: &RunSpec, mut ck: Checkpoint, model: &CirclesModel, adam: &mut Adam<f32>) -> Result<Saved> {
+    spec.config.check(&ck)?;
+    ck.load_module("model", model)?;
+    ck.load_optimizer("adam", adam)?;
+    let saved = Saved {
+        step: ck.take_count("step")? as usize,
+        seconds: ck.meta_parsed("seconds")?.unwrap_or(0.0),
+        curve: meta_json(&ck, "curve")?.unwrap_or_default(),
+        window: meta_json(&ck, "window")?.unwrap_or((0.0, 0)),
+    };
+    ck.finish()?;
+    Ok(saved)
+}
+
 /// The model saved in `spec`'s folder, with its curve, steps and seconds, for evaluation without training.
 pub fn load(spec: &RunSpec) -> Result<Outcome> {
     let mut model = CirclesModel::new(&spec.model, &mut StdRng::seed_from_u64(spec.seed));
@@ -147,14 +171,8 @@ pub fn load(spec: &RunSpec) -> Result<Outcome> {
     if !path.exists() {
         return Err(format!("{}: no checkpoint to evaluate ({} missing)", spec.name, path.display()).into());
     }
-    let mut ck = Checkpoint::load(&path)?;
-    spec.config.check(&ck)?;
-    ck.load_module("model", &model)?;
-    ck.load_optimizer("adam", &mut adam)?;
-    let steps = ck.take_count("step")? as usize;
-    let seconds = ck.meta_parsed("seconds")?.unwrap_or(0.0);
-    let curve = meta_json(&ck, "curve")?.unwrap_or_default();
-    ck.finish()?;
+    let saved = restore(spec, Checkpoint::load(&path)?, &model, &mut adam)?;
+    let (steps, seconds, curve) = (saved.step, saved.seconds, saved.curve);
     set_inner_steps(&mut model, &spec.settings, steps.saturating_sub(1));
     eprintln!("{}: evaluating {} (step {steps})", spec.name, path.display());
     Ok(Outcome { model, curve, steps, seconds, interrupted: false })
@@ -172,15 +190,9 @@ pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> R
     // same steps as an uninterrupted run's.
     let (mut window_loss, mut window_steps) = (0.0f64, 0usize);
     crate::files::clean_orphans(&spec.dir)?;
-    if let Some(mut ck) = checkpoint_to_resume(&path, resume, &spec.name)? {
-        spec.config.check(&ck)?;
-        ck.load_module("model", &model)?;
-        ck.load_optimizer("adam", &mut adam)?;
-        step = ck.take_count("step")? as usize;
-        seconds = ck.meta_parsed("seconds")?.unwrap_or(0.0);
-        curve = meta_json(&ck, "curve")?.unwrap_or_default();
-        (window_loss, window_steps) = meta_json(&ck, "window")?.unwrap_or((0.0, 0));
-        ck.finish()?;
+    if let Some(ck) = checkpoint_to_resume(&path, resume, &spec.name)? {
+        let saved = restore(spec, ck, &model, &mut adam)?;
+        (step, seconds, curve, (window_loss, window_steps)) = (saved.step, saved.seconds, saved.curve, saved.window);
         eprintln!("{}: resumed from {} at step {step}", spec.name, path.display());
     }
     std::fs::create_dir_all(&spec.dir).map_err(|e| format!("cannot create {}: {e}", spec.dir.display()))?;
