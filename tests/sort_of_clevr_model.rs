@@ -8,7 +8,7 @@ use autograd::ops::loss::cross_entropy;
 use autograd::Tape;
 use common::{close, permutation, refined};
 use experiments::sort_of_clevr::model::{
-    coordinates, reconstruction_decoder, RelationG, RnConfig, RnModel, ANSWERS, CELLS, G_WIDTH, OBJECT_DIM,
+    coordinates, reconstruction_decoder, relation_g, RnConfig, RnModel, ANSWERS, CELLS, G_WIDTH, OBJECT_DIM,
     QUESTION_DIM,
 };
 use models::{Adam, AdamConfig, Module, Optimizer, Scope};
@@ -126,7 +126,7 @@ fn zero_inner_steps_leave_s0_unchanged() {
 /// The fast g and the reference's pair matrix: values, and gradients for g's parameters, the set and the
 /// questions.
 fn check_fast_g_matches_naive(seed: u64, b: usize) {
-    let g = RelationG::new(OBJECT_DIM, QUESTION_DIM, &mut StdRng::seed_from_u64(seed));
+    let g = relation_g(&mut StdRng::seed_from_u64(seed));
     let set = uniform(&[b, CELLS, OBJECT_DIM], -1.0, 1.0, seed + 1);
     let q = questions(b, seed + 2);
     let seedw = uniform(&[b, G_WIDTH], -1.0, 1.0, seed + 3);

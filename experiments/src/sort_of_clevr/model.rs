@@ -11,7 +11,7 @@
 //!   evident intent.
 //! - g over all 625 ordered pairs `(i, j)`: `[o_j, o_i, q]` (26 + 26 + 11 = 63 values, in the reference's
 //!   order) -> 256 -> 256 -> 256 -> 256, ReLU after each, summed over the pairs. The first layer is linear,
-//!   so it is applied per object and the pair pre-activation is a broadcast sum (see [`RelationG`]); the
+//!   so it is applied per object and the pair pre-activation is a broadcast sum (see [`models::PairRelation`]); the
 //!   parameter is still the reference's single `Linear(63 -> 256)`.
 //! - f: 256 -> 256 ReLU -> 256 ReLU -> Dropout(0.5) (training only) -> 10 logits.
 //!
@@ -25,7 +25,7 @@
 
 use autograd::{concat, ConvGeom, Var};
 use models::{
-    Activation, BatchNorm, Conv2d, FSEncoder, Linear, Mlp, Module, Param, Scope, SetDecoder, SetOutput, SetPipeline,
+    BatchNorm, Conv2d, FSEncoder, Linear, Mlp, Module, PairRelation, Param, Scope, SetDecoder, SetOutput, SetPipeline,
     Srn, SrnConfig,
 };
 use ndarray::ArrayD;
@@ -132,81 +132,10 @@ impl Module<f32> for Perception {
     }
 }
 
-/// g: an MLP `63 -> 256 -> 256 -> 256 -> 256` with ReLU after every layer, applied to every ordered pair of
-/// objects with the question and summed over the pairs. Parameters "mlp.0.weight" `[256, 63]`, ...
-///
-/// The first layer's weight is split by columns into `W_a` (the first object, `o_j`), `W_b` (the second,
-/// `o_i`) and `W_q`: `W [o_j, o_i, q] + b = W_a o_j + (W_b o_i + W_q q + b)`, so both halves are computed
-/// once per object and the `[B, 25, 25, 256]` pre-activation is their broadcast sum.
-pub struct RelationG {
-    pub mlp: Mlp<f32>,
-}
-
-impl RelationG {
-    pub fn new(object_dim: usize, question_dim: usize, rng: &mut impl Rng) -> Self {
-        let sizes = [2 * object_dim + question_dim, G_WIDTH, G_WIDTH, G_WIDTH, G_WIDTH];
-        RelationG { mlp: Mlp::with_activations(&sizes, Activation::Relu, Activation::Relu, rng) }
-    }
-
-    /// Sets `[B, N, d]` and questions `[B, q]` (with `2d + q` the first layer's input) to `[B, 256]`.
-    pub fn forward<'t>(&self, scope: &Scope<'t, f32>, set: Var<'t, f32>, questions: Var<'t, f32>) -> Var<'t, f32> {
-        let (b, n, d, q) = self.check(&set, &questions);
-        let first = &self.mlp.layers[0];
-        let w = scope.param(&first.weight);
-        let objects = set.reshape(&[b * n, d]);
-        let a = objects.matmul_nt(w.narrow(1, 0, d)).reshape(&[b, n, G_WIDTH]);
-        let mut per_question = questions.matmul_nt(w.narrow(1, 2 * d, q));
-        if let Some(bias) = &first.bias {
-            per_question = per_question + scope.param(bias);
-        }
-        let c = objects.matmul_nt(w.narrow(1, d, d)).reshape(&[b, n, G_WIDTH]) + per_question.unsqueeze(1);
-        // Pair (i, j) at [b, i, j]: W_a o_j + W_b o_i + W_q q + b.
-        let h = (a.unsqueeze(1) + c.unsqueeze(2)).relu().reshape(&[b * n * n, G_WIDTH]);
-        self.rest(scope, h, b, n)
-    }
-
-    /// The same function computed as the reference does: the `[B * N * N, 63]` matrix of all pairs
-    /// `[o_j, o_i, q]` through the whole MLP (slower and larger; for tests).
-    pub fn forward_naive<'t>(
-        &self,
-        scope: &Scope<'t, f32>,
-        set: Var<'t, f32>,
-        questions: Var<'t, f32>,
-    ) -> Var<'t, f32> {
-        let (b, n, d, q) = self.check(&set, &questions);
-        let oj = set.unsqueeze(1).broadcast_to(&[b, n, n, d]);
-        let oi = set.unsqueeze(2).broadcast_to(&[b, n, n, d]);
-        let qq = questions.unsqueeze(1).unsqueeze(1).broadcast_to(&[b, n, n, q]);
-        let pairs = concat(&[oj, oi, qq], 3).reshape(&[b * n * n, 2 * d + q]);
-        let first = &self.mlp.layers[0];
-        let h = first.forward(scope, pairs).relu();
-        self.rest(scope, h, b, n)
-    }
-
-    /// Layers 2.. on the pairs' first activations `[B * N * N, 256]`, summed over pairs to `[B, 256]`.
-    fn rest<'t>(&self, scope: &Scope<'t, f32>, h: Var<'t, f32>, b: usize, n: usize) -> Var<'t, f32> {
-        let h = self.mlp.layers[1..].iter().fold(h, |h, layer| layer.forward(scope, h).relu());
-        h.reshape(&[b, n * n, G_WIDTH]).sum_axes(&[1], false)
-    }
-
-    /// `(B, N, d, q)`, or a panic naming the shapes.
-    fn check(&self, set: &Var<'_, f32>, questions: &Var<'_, f32>) -> (usize, usize, usize, usize) {
-        let (s, qs) = (set.shape(), questions.shape());
-        let inputs = self.mlp.layers[0].in_features();
-        let fits = s.len() == 3 && qs.len() == 2 && s[0] == qs[0] && 2 * s[2] + qs[1] == inputs;
-        assert!(
-            fits,
-            "RelationG({inputs} inputs): sets {s:?} and questions {qs:?} are not [B, N, d] and [B, q] with \
-             2d + q = {inputs}"
-        );
-        (s[0], s[1], s[2], qs[1])
-    }
-}
-
-impl Module<f32> for RelationG {
-    fn params(&self) -> Vec<(String, Param<f32>)> {
-        models::prefixed("mlp", self.mlp.params())
-    }
+/// g: [`models::PairRelation`] `63 -> 256 -> 256 -> 256 -> 256`, ReLU after every layer, over the 625 ordered
+/// pairs of objects with the question, summed over the pairs; parameters "mlp.0.weight" `[256, 63]`, ...
+pub fn relation_g(rng: &mut impl Rng) -> PairRelation<f32> {
+    PairRelation::new(OBJECT_DIM, QUESTION_DIM, G_WIDTH, 4, rng)
 }
 
 /// f: `256 -> 256` ReLU `-> 256` ReLU, dropout 0.5 in training, `-> 10` logits. Parameters "mlp.0.weight", ...
@@ -246,7 +175,7 @@ pub struct RnModel {
     /// `H_embed`: `Linear(600 -> Z)` of the flattened feature map (RN + SRN only).
     pub embed: Option<Linear<f32>>,
     pub srn: Option<Srn<FSEncoder<f32>>>,
-    pub g: RelationG,
+    pub g: PairRelation<f32>,
     pub f: AnswerF,
 }
 
@@ -262,7 +191,7 @@ impl RnModel {
                 (Some(embed), Some(Srn::new(h_agg, c)))
             }
         };
-        let g = RelationG::new(OBJECT_DIM, QUESTION_DIM, rng);
+        let g = relation_g(rng);
         RnModel { perception, embed, srn, g, f: AnswerF::new(rng) }
     }
 
