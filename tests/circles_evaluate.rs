@@ -3,7 +3,8 @@
 
 mod common;
 
-use experiments::circles::{run, Args, GradientMode, Which};
+use experiments::circles::{run, Args};
+use experiments::harness::{GradientMode, Which};
 use std::path::{Path, PathBuf};
 
 fn args(out: &Path) -> Args {
@@ -25,7 +26,9 @@ fn evaluating_saved_checkpoints_reproduces_the_table_exactly() {
     for f in ["table1.md", "table1.json", "srn/decomposition.png", "baseline/tsne-x.png"] {
         std::fs::remove_file(dir.join(f)).unwrap();
     }
-    run(&Args { evaluate: Some(dir.clone()), out: None, ..args(&dir) }).expect("evaluation");
+    let mut evaluate = args(&dir);
+    (evaluate.evaluate, evaluate.run.out) = (Some(dir.clone()), None);
+    run(&evaluate).expect("evaluation");
     assert_eq!(std::fs::read_to_string(dir.join("table1.md")).unwrap(), trained);
     assert_eq!(std::fs::read_to_string(dir.join("table1.json")).unwrap(), trained_json);
     assert!(dir.join("srn/decomposition.png").exists() && dir.join("baseline/tsne-x.png").exists());
@@ -44,7 +47,9 @@ fn evaluating_a_folder_without_checkpoints_names_the_missing_file() {
 #[test]
 fn the_implicit_mode_trains_end_to_end() {
     let dir = scratch("implicit");
-    run(&Args { model: Which::Srn, inner_gradient: GradientMode::Implicit, ..args(&dir) }).expect("smoke run");
+    let mut implicit = args(&dir);
+    (implicit.run.model, implicit.run.srn.inner_gradient) = (Which::Srn, GradientMode::Implicit);
+    run(&implicit).expect("smoke run");
     let csv = std::fs::read_to_string(dir.join("srn-implicit").join("curve.csv")).expect("the run is named");
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     let last: Vec<&str> = csv.lines().last().unwrap().split(',').collect();

@@ -3,8 +3,8 @@
 
 mod common;
 
-use experiments::circles::{run, Args, Which};
-use experiments::training::INTERRUPTED;
+use experiments::circles::{run, Args};
+use experiments::harness::{Which, INTERRUPTED};
 use safetensors::SafeTensors;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,9 @@ use std::sync::Mutex;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn args(out: &Path, resume: bool, lr: Option<f64>) -> Args {
-    Args { model: Which::Baseline, lr, ..common::circles_smoke_args(out, 1, resume) }
+    let mut args = common::circles_smoke_args(out, 1, resume);
+    (args.run.model, args.run.lr) = (Which::Baseline, lr);
+    args
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -73,7 +75,7 @@ fn an_old_format_checkpoint_still_resumes() {
     assert!(dir.join("table1.json").exists());
     // The checkpoint is in the new format from its next save on: a resume with another seed is refused.
     let mut other = args(&dir, true, None);
-    other.seed = 2;
+    other.run.seed = 2;
     let err = run(&other).expect_err("another seed").to_string();
     assert!(err.contains("seed was 1 and is now 2"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);

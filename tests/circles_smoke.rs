@@ -4,7 +4,7 @@
 mod common;
 
 use experiments::circles::{run, Args};
-use experiments::training::INTERRUPTED;
+use experiments::harness::INTERRUPTED;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -79,17 +79,17 @@ fn smoke_run_writes_everything_and_resumes_exactly() {
     }
     // A resume with another setting that defines the run is refused, naming the field and both values.
     let mut other = args(&resumed, true);
-    other.lr = Some(1e-3);
+    other.run.lr = Some(1e-3);
     let err = run(&other).expect_err("another learning rate").to_string();
     assert!(err.contains("settings.lr was 0.0003 and is now 0.001"), "{err}");
     let mut other = args(&resumed, true);
-    other.seed = 4;
-    other.out = Some(resumed.clone());
+    other.run.seed = 4;
+    other.run.out = Some(resumed.clone());
     let err = run(&other).expect_err("another seed").to_string();
     assert!(err.contains("seed was 3 and is now 4"), "{err}");
     // More epochs only when asked for explicitly.
     let mut longer = args(&resumed, true);
-    longer.epochs = Some(2);
+    longer.run.epochs = Some(2);
     run(&longer).expect("a finished run extended by --epochs");
     let _ = std::fs::remove_dir_all(&straight);
     let _ = std::fs::remove_dir_all(&resumed);

@@ -4,26 +4,19 @@
 
 mod common;
 
-use experiments::sort_of_clevr::profile::Profile;
-use experiments::sort_of_clevr::{run, Args, Which};
-use experiments::training::INTERRUPTED;
+use experiments::harness::INTERRUPTED;
+use experiments::sort_of_clevr::{run, Args};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
+/// Both models on the smoke profile (two seeds from 5), data seed 1, every other flag at its default.
 fn args(out: &Path, resume: bool) -> Args {
-    Args {
-        profile: Profile::Smoke,
-        model: Which::Both,
-        seeds: None,
-        seed: 5,
-        data_seed: 1,
-        out: Some(out.to_path_buf()),
-        resume,
-        epochs: None,
-        inner_steps: None,
-        alpha: None,
-        detach_s0: false,
+    let out = out.display().to_string();
+    let mut argv = vec!["--profile", "smoke", "--seed", "5", "--data-seed", "1", "--out", &out];
+    if resume {
+        argv.push("--resume");
     }
+    experiments::harness::args::parse(&argv).expect("valid arguments")
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -110,7 +103,7 @@ fn smoke_run_writes_everything_and_resumes_exactly() {
     }
     // A resume with another data seed is refused, naming the field and both values.
     let mut other = args(&resumed, true);
-    other.data_seed = 2;
+    other.run.data_seed = 2;
     let err = run(&other).expect_err("another data seed").to_string();
     assert!(err.contains("data_seed was 1 and is now 2"), "{err}");
     let _ = std::fs::remove_dir_all(&straight);

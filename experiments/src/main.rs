@@ -36,7 +36,7 @@ fn main() {
     });
     // Ctrl-C, and SIGTERM or SIGHUP (ctrlc's `termination` feature), ask the run to stop with a checkpoint.
     ctrlc::set_handler(|| {
-        if experiments::training::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if experiments::harness::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
             std::process::exit(130);
         }
         eprintln!(

@@ -27,23 +27,15 @@ pub fn refined(srn: &Srn<FSEncoder<f32>>, set: &ArrayD<f32>, z: &ArrayD<f32>) ->
     (*r.last().value()).clone()
 }
 
-/// `circles` arguments for a smoke run of both models into `out`, every other flag at its default.
+/// `circles` arguments for a smoke run of both models into `out`, every other flag at its default, parsed as
+/// the command line would be.
 pub fn circles_smoke_args(out: &std::path::Path, seed: u64, resume: bool) -> experiments::circles::Args {
-    use experiments::circles::{profile::Profile, Args, GradientMode, Which};
-    Args {
-        profile: Profile::Smoke,
-        model: Which::Both,
-        seed,
-        out: Some(out.to_path_buf()),
-        resume,
-        learn_s0: false,
-        alpha: None,
-        inner_steps: None,
-        lr: None,
-        epochs: None,
-        inner_gradient: GradientMode::Unrolled,
-        evaluate: None,
+    let (seed, out) = (seed.to_string(), out.display().to_string());
+    let mut argv = vec!["--profile", "smoke", "--seed", &seed, "--out", &out];
+    if resume {
+        argv.push("--resume");
     }
+    experiments::harness::args::parse(&argv).expect("valid arguments")
 }
 
 /// A checkpoint's learning curve without its wall-clock field `time_field`, and its tensors (name and bits),

@@ -5,11 +5,12 @@ use super::model::SET_SIZE;
 use clap::ValueEnum;
 use serde::Serialize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize)]
 pub enum Profile {
     /// Seconds: a complete run on tiny widths and data, for CI.
     Smoke,
     /// The default: a complete run of both models in about 15 minutes on 2 cores.
+    #[default]
     Quick,
     /// The run whose numbers stand beside the paper's (about two hours for both models, resumable).
     Standard,

@@ -1,13 +1,11 @@
-//! Table 1 (the % of test images decomposed, by number of circles) beside the paper's, as Markdown and JSON,
-//! and the learning curve as CSV.
+//! Table 1 (the % of test images decomposed, by number of circles) beside the paper's.
 
 use super::metrics::Decomposition;
 use super::profile::{Profile, Settings};
-use super::train::CurvePoint;
-use crate::Result;
+use crate::harness::report::Report;
+use crate::report::csv::Cell;
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::path::Path;
 
 /// The paper's Table 1, circles 1 to 5: (baseline, SRN).
 pub const PAPER: [(f64, f64); 5] = [(45.1, 95.8), (16.5, 88.7), (7.8, 79.9), (3.2, 72.7), (1.9, 65.2)];
@@ -28,8 +26,8 @@ pub struct Table1 {
     pub models: Vec<ModelResult>,
 }
 
-impl Table1 {
-    pub fn markdown(&self) -> String {
+impl Report for Table1 {
+    fn markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -74,25 +72,21 @@ impl Table1 {
         );
         s
     }
-}
 
-/// The learning curve as CSV: one row per evaluation.
-pub fn write_curve(path: &Path, curve: &[CurvePoint]) -> Result<()> {
-    let mut s = String::from("step,seconds,train_error,test_error,decomposed_all,inner_first,inner_last");
-    for c in 0..=10 {
-        let _ = write!(s, ",decomposed_{c}");
+    /// One row per model: steps, seconds, the squared error and the % decomposed at 0 to 10 circles.
+    fn csv(&self) -> (Vec<String>, Vec<Vec<Cell>>) {
+        let mut header: Vec<String> = ["model", "steps", "seconds", "error_per_image"].map(String::from).to_vec();
+        header.extend((0..=10).map(|c| format!("decomposed_{c}")));
+        let rows = self
+            .models
+            .iter()
+            .map(|m| {
+                let mut row: Vec<Cell> =
+                    vec![m.name.as_str().into(), m.steps.into(), m.seconds.into(), m.stats.error_per_image().into()];
+                row.extend((0..=10).map(|c| Cell::from(m.stats.rate(c).unwrap_or(f64::NAN))));
+                row
+            })
+            .collect();
+        (header, rows)
     }
-    s.push('\n');
-    for p in curve {
-        let _ = write!(
-            s,
-            "{},{:.1},{:.3},{:.3},{:.2},{:.4},{:.4}",
-            p.step, p.seconds, p.train_error, p.test_error, p.decomposed_all, p.inner_first, p.inner_last
-        );
-        for d in &p.decomposed {
-            let _ = write!(s, ",{d:.2}");
-        }
-        s.push('\n');
-    }
-    crate::files::write_atomic(path, s).map_err(|e| format!("cannot write {}: {e}", path.display()).into())
 }

@@ -1,30 +1,27 @@
-//! Training one Circles model: batches, Adam, a learning curve, checkpoints every epoch (and on Ctrl-C), and
-//! exact resumption (the data and every epoch's order are functions of the seed).
+//! Training one Circles model on the shared harness: batches of images, the squared reconstruction error
+//! (a sum over the batch, as the released code), the learning curve on a fixed test subset, and r doubled from
+//! the profile's epoch on. The data and every epoch's order are functions of the seeds, so a resumed run is
+//! exact.
 
 use super::data::Circles;
 use super::metrics::{objects_in, Decomposition};
 use super::model::{CirclesModel, ModelConfig};
 use super::profile::Settings;
-use crate::resume::{check_loss, checkpoint_to_resume, meta_json, RunConfig};
-use crate::training::{epoch_order, interrupted as ctrl_c, Progress};
-use crate::Result;
-use autograd::Tape;
-use models::{Adam, AdamConfig, Checkpoint, Module, Optimizer, Scope};
+use crate::harness::{Clock, Run, Schedule, Step, Task, Validation};
+use crate::report::csv::Cell;
+use autograd::Float;
+use models::{AdamConfig, Scope};
 use ndarray::ArrayD;
 use rand::{rngs::StdRng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 
-/// One model's run.
-pub struct RunSpec {
-    /// "baseline" or "srn" (or an ablation's name): also the run's folder name.
-    pub name: String,
+/// One Circles model's run on `train`, its curve drawn on the first `settings.eval_images` of `test`.
+pub struct CirclesTask<'d> {
+    pub run: Run,
     pub settings: Settings,
     pub model: ModelConfig,
-    pub seed: u64,
-    pub dir: PathBuf,
-    /// What defines the run, stored in its checkpoints and checked on a resume.
-    pub config: RunConfig,
+    pub train: &'d Circles,
+    pub test: &'d Circles,
 }
 
 /// One point of the learning curve.
@@ -37,15 +34,15 @@ pub struct CurvePoint {
     /// Squared error per image on the fixed evaluation subset.
     pub test_error: f64,
     /// % decomposed on the subset by number of circles 0..=10 (NaN where the subset has none).
-    #[serde(deserialize_with = "crate::training::nan_if_null_vec")]
+    #[serde(deserialize_with = "crate::harness::progress::nan_if_null_vec")]
     pub decomposed: Vec<f64>,
     /// % decomposed over all subset images.
     pub decomposed_all: f64,
     /// The SRN's inner loss (per image) at the first and last inner step of the last training batch (NaN for
     /// the baseline).
-    #[serde(deserialize_with = "crate::training::nan_if_null")]
+    #[serde(deserialize_with = "crate::harness::progress::nan_if_null")]
     pub inner_first: f64,
-    #[serde(deserialize_with = "crate::training::nan_if_null")]
+    #[serde(deserialize_with = "crate::harness::progress::nan_if_null")]
     pub inner_last: f64,
 }
 
@@ -71,17 +68,6 @@ impl CurvePoint {
         )
     }
 }
-
-/// How a run ended.
-pub struct Outcome {
-    pub model: CirclesModel,
-    pub curve: Vec<CurvePoint>,
-    pub steps: usize,
-    pub seconds: f64,
-    pub interrupted: bool,
-}
-
-const CHECKPOINT: &str = "checkpoint.safetensors";
 
 /// Images `indices` of `data` as a `[len, 3, side, side]` array.
 pub fn batch(data: &Circles, indices: &[usize]) -> ArrayD<f32> {
@@ -132,160 +118,126 @@ pub fn evaluate(
     (stats, kept)
 }
 
-/// r as it is at training step `step` (counted from 0): doubled from the profile's epoch on, if it says so.
-fn set_inner_steps(model: &mut CirclesModel, settings: &Settings, step: usize) {
-    if let Some(srn) = &mut model.srn {
-        srn.config.steps = settings.inner_steps_at(step / settings.steps_per_epoch());
+/// The training loss per image summed since the last curve point, and over how many steps.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct LossWindow(f64, usize);
+
+impl crate::harness::report::CurveRow for CurvePoint {
+    fn header() -> Vec<String> {
+        let mut h: Vec<String> =
+            ["step", "seconds", "train_error", "test_error", "decomposed_all", "inner_first", "inner_last"]
+                .map(String::from)
+                .to_vec();
+        h.extend((0..=10).map(|c| format!("decomposed_{c}")));
+        h
+    }
+
+    fn cells(&self) -> Vec<Cell> {
+        let mut row: Vec<Cell> = [
+            self.step as f64,
+            self.seconds,
+            self.train_error,
+            self.test_error,
+            self.decomposed_all,
+            self.inner_first,
+            self.inner_last,
+        ]
+        .map(Cell::from)
+        .to_vec();
+        row.extend(self.decomposed.iter().map(|&d| Cell::from(d)));
+        row
     }
 }
 
-/// What a checkpoint holds besides the weights and the optimiser state it loads into `model` and `adam`.
-struct Saved {
-    step: usize,
-    seconds: f64,
-    curve: Vec<CurvePoint>,
-    /// The training loss summed since the last curve point, and over how many steps.
-    window: (f64, usize),
-}
+impl Task for CirclesTask<'_> {
+    type Model = CirclesModel;
+    type Point = CurvePoint;
+    type Window = LossWindow;
 
-/// Load `ck` (made by `spec`'s run: its configuration is checked) into `model` and `adam`.
-fn restore(spec: &RunSpec, mut ck: Checkpoint, model: &CirclesModel, adam: &mut Adam<f32>) -> Result<Saved> {
-    spec.config.check(&ck)?;
-    ck.load_module("model", model)?;
-    ck.load_optimizer("adam", adam)?;
-    let saved = Saved {
-        step: ck.take_count("step")? as usize,
-        seconds: ck.meta_parsed("seconds")?.unwrap_or(0.0),
-        curve: meta_json(&ck, "curve")?.unwrap_or_default(),
-        window: meta_json(&ck, "window")?.unwrap_or((0.0, 0)),
-    };
-    ck.finish()?;
-    Ok(saved)
-}
-
-/// The model saved in `spec`'s folder, with its curve, steps and seconds, for evaluation without training.
-pub fn load(spec: &RunSpec) -> Result<Outcome> {
-    let mut model = CirclesModel::new(&spec.model, &mut StdRng::seed_from_u64(spec.seed));
-    let mut adam = Adam::new(model.params(), AdamConfig { lr: spec.settings.lr, ..AdamConfig::default() });
-    let path = spec.dir.join(CHECKPOINT);
-    if !path.exists() {
-        return Err(format!("{}: no checkpoint to evaluate ({} missing)", spec.name, path.display()).into());
+    fn run(&self) -> &Run {
+        &self.run
     }
-    let saved = restore(spec, Checkpoint::load(&path)?, &model, &mut adam)?;
-    let (steps, seconds, curve) = (saved.step, saved.seconds, saved.curve);
-    set_inner_steps(&mut model, &spec.settings, steps.saturating_sub(1));
-    eprintln!("{}: evaluating {} (step {steps})", spec.name, path.display());
-    Ok(Outcome { model, curve, steps, seconds, interrupted: false })
-}
 
-/// Train (or resume) the run described by `spec` on `train`, drawing the learning curve on `test`.
-pub fn train(spec: &RunSpec, train: &Circles, test: &Circles, resume: bool) -> Result<Outcome> {
-    let s = &spec.settings;
-    let mut model = CirclesModel::new(&spec.model, &mut StdRng::seed_from_u64(spec.seed));
-    let adam_config = AdamConfig { lr: s.lr, ..AdamConfig::default() };
-    let mut adam = Adam::new(model.params(), adam_config);
-    let path = spec.dir.join(CHECKPOINT);
-    let (mut step, mut seconds, mut curve) = (0usize, 0.0f64, Vec::<CurvePoint>::new());
-    // The training loss since the last curve point, so that the first point after a resume averages the
-    // same steps as an uninterrupted run's.
-    let (mut window_loss, mut window_steps) = (0.0f64, 0usize);
-    crate::files::clean_orphans(&spec.dir)?;
-    if let Some(ck) = checkpoint_to_resume(&path, resume, &spec.name)? {
-        let saved = restore(spec, ck, &model, &mut adam)?;
-        (step, seconds, curve, (window_loss, window_steps)) = (saved.step, saved.seconds, saved.curve, saved.window);
-        eprintln!("{}: resumed from {} at step {step}", spec.name, path.display());
+    fn schedule(&self) -> Schedule {
+        let s = &self.settings;
+        Schedule {
+            examples: self.train.len(),
+            batch: s.batch,
+            steps_per_epoch: s.steps_per_epoch(),
+            total_steps: s.total_steps(),
+            validate_every: s.eval_every,
+            validate_at_epoch_end: false,
+            progress_every: 10,
+            keep_best: false,
+            snapshots: false,
+            clip_grad_norm: None,
+        }
     }
-    std::fs::create_dir_all(&spec.dir).map_err(|e| format!("cannot create {}: {e}", spec.dir.display()))?;
-    let save = |model: &CirclesModel,
-                adam: &Adam<f32>,
-                step: usize,
-                seconds: f64,
-                curve: &[CurvePoint],
-                window: (f64, usize)|
-     -> Result<()> {
-        let mut ck = Checkpoint::new();
-        ck.put_module("model", model);
-        ck.put_optimizer("adam", adam);
-        ck.put_count("step", step as u64);
-        ck.set_meta("seconds", &seconds.to_string());
-        ck.set_meta("curve", &serde_json::to_string(curve)?);
-        ck.set_meta("window", &serde_json::to_string(&window)?);
-        ck.set_meta("run", &spec.name);
-        spec.config.store(&mut ck);
-        ck.save(&path)?;
-        Ok(())
-    };
 
-    let total = s.total_steps();
-    let eval_subset: Vec<usize> = (0..s.eval_images.min(test.len())).collect();
-    let progress = Progress::new(&spec.name, step, total, 10);
-    let mut inner = (f64::NAN, f64::NAN);
-    let mut interrupted = false;
-    let seconds_before = seconds;
-    while step < total {
-        let epoch = step / s.steps_per_epoch();
-        set_inner_steps(&mut model, s, step);
-        let order = epoch_order(train.len(), spec.seed, epoch);
-        let within = step % s.steps_per_epoch();
-        let indices = &order[within * s.batch..(within + 1) * s.batch];
-        let tape = Tape::new();
-        let scope = Scope::new(&tape);
-        let x = tape.constant(batch(train, indices));
-        let out = model.forward(&scope, x);
+    fn model(&self) -> CirclesModel {
+        CirclesModel::new(&self.model, &mut StdRng::seed_from_u64(self.run.seed))
+    }
+
+    fn optimizer(&self) -> AdamConfig {
+        AdamConfig { lr: self.settings.lr, ..AdamConfig::default() }
+    }
+
+    /// r as it is at step `step`: doubled from the profile's epoch on, if it says so.
+    fn before_step(&self, model: &mut CirclesModel, step: usize) {
+        if let Some(srn) = &mut model.srn {
+            srn.config.steps = self.settings.inner_steps_at(step / self.settings.steps_per_epoch());
+        }
+    }
+
+    fn step<'t>(
+        &self,
+        model: &CirclesModel,
+        scope: &Scope<'t, f32>,
+        indices: &[usize],
+        _step: usize,
+        window: &mut LossWindow,
+    ) -> Step<'t> {
+        let x = scope.tape().constant(batch(self.train, indices));
+        let out = model.forward(scope, x);
         let loss = (out.decoded.image - x).square().sum();
-        if let Err(e) = check_loss(loss.item() as f64, &spec.name, step + 1, &path) {
-            progress.abandon(format!("stopped: non-finite loss at step {}", step + 1));
-            return Err(e);
-        }
-        let grads = model.grads(&scope, &[loss]);
-        adam.step(&grads);
-        drop(scope);
-        step += 1;
-        let per_image = loss.item() as f64 / s.batch as f64;
-        window_loss += per_image;
-        window_steps += 1;
-        if let (Some(first), Some(last)) = (out.inner_losses.first(), out.inner_losses.last()) {
-            inner = (*first as f64 / s.batch as f64, *last as f64 / s.batch as f64);
-        }
-        progress.set(step, &format!("loss {per_image:.1} per image"));
-        let epoch_done = step % s.steps_per_epoch() == 0;
-        if step % s.eval_every == 0 || step == total {
-            let (stats, _) = evaluate(&model, test, &eval_subset, s.batch, false);
-            let point = CurvePoint {
-                step,
-                seconds: seconds_before + progress.elapsed(),
-                train_error: window_loss / window_steps.max(1) as f64,
-                test_error: stats.error_per_image(),
-                decomposed: (0..stats.images.len()).map(|c| stats.rate(c).unwrap_or(f64::NAN)).collect(),
-                decomposed_all: 100.0 * stats.decomposed.iter().sum::<usize>() as f64
-                    / stats.total_images().max(1) as f64,
-                inner_first: inner.0,
-                inner_last: inner.1,
-            };
-            progress.println(&point.summary(&spec.name, total));
-            curve.push(point);
-            window_loss = 0.0;
-            window_steps = 0;
-        }
-        interrupted = ctrl_c();
-        if epoch_done || step == total || interrupted {
-            seconds = seconds_before + progress.elapsed();
-            save(&model, &adam, step, seconds, &curve, (window_loss, window_steps))?;
-        }
-        if interrupted {
-            progress.abandon(format!("interrupted: checkpoint saved at step {step}; rerun with --resume"));
-            return Ok(Outcome { model, curve, steps: step, seconds, interrupted });
-        }
+        let images = indices.len() as f64;
+        let per_image = loss.item().to_f64() / images;
+        window.0 += per_image;
+        window.1 += 1;
+        let inner = match (out.inner_losses.first(), out.inner_losses.last()) {
+            (Some(first), Some(last)) => Some((first.to_f64() / images, last.to_f64() / images)),
+            _ => None,
+        };
+        Step { loss, message: format!("loss {per_image:.1} per image"), inner }
     }
-    // Evaluated with the r of the last step trained, also when a finished run was only resumed.
-    set_inner_steps(&mut model, s, step.saturating_sub(1));
-    progress.finish();
-    Ok(Outcome { model, curve, steps: step, seconds, interrupted })
+
+    fn validate(&self, model: &CirclesModel, window: &LossWindow, clock: Clock) -> Validation<CurvePoint> {
+        let subset: Vec<usize> = (0..self.settings.eval_images.min(self.test.len())).collect();
+        let (stats, _) = evaluate(model, self.test, &subset, self.settings.batch, false);
+        let (inner_first, inner_last) = clock.inner.unwrap_or((f64::NAN, f64::NAN));
+        let point = CurvePoint {
+            step: clock.step,
+            seconds: clock.seconds,
+            train_error: window.0 / window.1.max(1) as f64,
+            test_error: stats.error_per_image(),
+            decomposed: (0..stats.images.len()).map(|c| stats.rate(c).unwrap_or(f64::NAN)).collect(),
+            decomposed_all: 100.0 * stats.decomposed.iter().sum::<usize>() as f64 / stats.total_images().max(1) as f64,
+            inner_first,
+            inner_last,
+        };
+        Validation { point, score: None }
+    }
+
+    fn summary(&self, point: &CurvePoint, clock: Clock) -> String {
+        point.summary(&self.run.name, clock.total_steps)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::harness::resume::meta_json;
+    use models::Checkpoint;
 
     #[test]
     fn a_curve_with_nan_survives_the_checkpoint_round_trip() {

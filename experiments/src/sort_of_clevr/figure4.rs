@@ -5,8 +5,8 @@
 
 use super::data::{SortOfClevr, IMAGE_LEN, SIZE};
 use super::model::{RnModel, CELLS, OBJECT_DIM};
+use crate::harness::{epoch_order, Progress};
 use crate::report::image::{grid, Canvas, GridStyle};
-use crate::training::{epoch_order, Progress};
 use crate::Result;
 use autograd::Tape;
 use models::{evaluate, Adam, AdamConfig, Module, Optimizer, Scope, SetDecoder};

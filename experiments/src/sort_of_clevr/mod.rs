@@ -14,8 +14,7 @@ pub mod robustness;
 pub mod table;
 pub mod train;
 
-use crate::resume::RunConfig;
-use crate::training::stop_if_interrupted;
+use crate::harness::{self, stop_if_interrupted, RunArgs, RunConfig, Which};
 use crate::Result;
 use data::SortOfClevr;
 use evaluate::{accuracy, robustness, Robustness};
@@ -24,80 +23,31 @@ use profile::Profile;
 use robustness::{angles, easy_dataset, synthetic_dataset};
 use std::path::PathBuf;
 use table::{EarlyCheck, ModelReport, SeedResult, Table2};
-use train::{load_model, snapshot_path, RunSpec};
-
-/// Which models a run trains.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Which {
-    Rn,
-    Srn,
-    Both,
-}
+use train::SortOfClevrTask;
 
 /// The command line of `experiments sort-of-clevr`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Args {
-    /// Run size: smoke (CI), quick (minutes), standard (about two hours), paper (the paper's sizes).
-    #[arg(long, value_enum, default_value_t = Profile::Quick)]
-    pub profile: Profile,
-    #[arg(long, value_enum, default_value_t = Which::Both)]
-    pub model: Which,
+    #[command(flatten)]
+    pub run: RunArgs<Profile, Which>,
     /// Number of seeds, at least 1 (default: the profile's); seeds are `--seed`, `--seed + 1`, ...
-    #[arg(long, value_parser = crate::cli::at_least_one)]
+    #[arg(long, value_parser = harness::args::at_least_one)]
     pub seeds: Option<usize>,
-    /// The first seed (model initialisation, data order and dropout).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Seed of the generated datasets, shared by every model and seed.
-    #[arg(long, default_value_t = 0)]
-    pub data_seed: u64,
-    /// Output folder (default: runs/sort-of-clevr-<profile>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Continue from the checkpoints in the output folder.
-    #[arg(long)]
-    pub resume: bool,
-    /// Number of epochs, 1 to 1,000,000 (default: the profile's). A finished run can be extended with more
-    /// and --resume; only this setting may change on a resume.
-    #[arg(long, value_parser = crate::cli::epochs)]
-    pub epochs: Option<usize>,
-    /// The SRN's inner steps r in training, at least 1 (default 5, the paper's).
-    #[arg(long, value_parser = crate::cli::at_least_one)]
-    pub inner_steps: Option<usize>,
-    /// The SRN's inner step size alpha (default 1.0: at 0.1, the Circles value, the 5 inner steps removed 0.06% of
-    /// the inner loss after 125 training steps, at 1.0 0.45%, at 10 1.6%; see RESULTS.md). Finite and >= 0: a
-    /// negative step would climb the inner loss, so it is rejected.
-    #[arg(long, allow_hyphen_values = true, value_parser = crate::cli::alpha)]
-    pub alpha: Option<f64>,
-    /// Detach S0 from the outer gradient, as the released Circles code does (default: learned).
-    #[arg(long)]
-    pub detach_s0: bool,
 }
 
 impl Args {
+    /// RN + SRN with the command line's settings: r = 5 and alpha = 1.0 by default (at 0.1, the Circles value,
+    /// the 5 inner steps removed 0.06% of the inner loss after 125 training steps, at 1.0 0.45%, at 10 1.6%;
+    /// see RESULTS.md).
     fn srn_config(&self) -> RnConfig {
         let mut c = RnConfig::rn_srn();
-        if let Some(srn) = &mut c.srn {
-            srn.steps = self.inner_steps.unwrap_or(srn.steps);
-            srn.alpha = self.alpha.unwrap_or(srn.alpha);
-            srn.learn_s0 = !self.detach_s0;
-        }
+        c.srn = c.srn.map(|srn| self.run.srn.apply(srn));
         c
     }
 
-    /// The RN + SRN run's name, with its ablation settings when they differ from the defaults.
+    /// The RN + SRN run's name, with its settings that differ from the defaults.
     fn srn_name(&self) -> String {
-        let mut name = String::from("rn-srn");
-        if self.detach_s0 {
-            name.push_str("-detach-s0");
-        }
-        if let Some(a) = self.alpha {
-            name.push_str(&format!("-alpha{a}"));
-        }
-        if let Some(r) = self.inner_steps {
-            name.push_str(&format!("-r{r}"));
-        }
-        name
+        format!("rn-srn{}", self.run.srn.suffix())
     }
 }
 
@@ -120,24 +70,28 @@ impl RobustnessSets {
 
 /// Train and evaluate the requested models for every seed; print and save Table 2.
 pub fn run(args: &Args) -> Result<()> {
-    let mut settings = profile::settings(args.profile);
-    if let Some(e) = args.epochs {
+    let a = &args.run;
+    let mut settings = profile::settings(a.profile);
+    if let Some(e) = a.epochs {
         settings.epochs = e;
     }
-    crate::cli::total_steps(settings.epochs, settings.steps_per_epoch())?;
+    if let Some(lr) = a.lr {
+        settings.lr = lr;
+    }
+    harness::args::total_steps(settings.epochs, settings.steps_per_epoch())?;
     let seeds: Vec<u64> = (0..args.seeds.unwrap_or(settings.seeds) as u64)
-        .map(|i| args.seed.checked_add(i).ok_or_else(|| format!("--seed {} + {i} overflows", args.seed)))
+        .map(|i| a.seed.checked_add(i).ok_or_else(|| format!("--seed {} + {i} overflows", a.seed)))
         .collect::<std::result::Result<_, _>>()?;
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("runs/sort-of-clevr-{:?}", args.profile).to_lowercase()));
+    let dir = a.out.clone().unwrap_or_else(|| {
+        let lr = a.lr.map(|lr| format!("-lr{lr}")).unwrap_or_default();
+        PathBuf::from(format!("runs/sort-of-clevr-{:?}{lr}", a.profile).to_lowercase())
+    });
     crate::files::ensure_writable(&dir)?;
     crate::files::clean_orphans(&dir)?;
     let srn_config = args.srn_config();
     eprintln!(
         "sort-of-clevr, profile {:?}: {} / {} / {} train / validation / test images (20 questions each), batch {}, {} epochs ({} steps), seeds {:?}, RN + SRN {:?}; output in {}",
-        args.profile,
+        a.profile,
         settings.train_images,
         settings.val_images,
         settings.test_images,
@@ -148,7 +102,7 @@ pub fn run(args: &Args) -> Result<()> {
         srn_config,
         dir.display()
     );
-    let d = args.data_seed.wrapping_mul(8);
+    let d = a.data_seed.wrapping_mul(8);
     let train_data = SortOfClevr::generate(settings.train_images, d + 1);
     let val_data = SortOfClevr::generate(settings.val_images, d + 2);
     let test_data = SortOfClevr::generate(settings.test_images, d + 3);
@@ -160,10 +114,10 @@ pub fn run(args: &Args) -> Result<()> {
     };
 
     let mut specs: Vec<(String, RnConfig)> = Vec::new();
-    if matches!(args.model, Which::Rn | Which::Both) {
+    if a.model.baseline() {
         specs.push(("rn".into(), RnConfig::rn()));
     }
-    if matches!(args.model, Which::Srn | Which::Both) {
+    if a.model.srn() {
         specs.push((args.srn_name(), srn_config));
     }
     let mut reports: Vec<ModelReport> =
@@ -171,23 +125,30 @@ pub fn run(args: &Args) -> Result<()> {
     let mut first_curves = Vec::new();
     for (i, &seed) in seeds.iter().enumerate() {
         for (m, (name, config)) in specs.iter().enumerate() {
-            let spec = RunSpec {
-                name: format!("{name}-seed{seed}"),
+            let run_dir = dir.join(name).join(format!("seed{seed}"));
+            let task = SortOfClevrTask {
+                run: harness::Run {
+                    name: format!("{name}-seed{seed}"),
+                    dir: run_dir.clone(),
+                    seed,
+                    config: run_config(args, &settings, name, seed, config),
+                },
                 config: *config,
                 settings,
-                seed,
-                dir: dir.join(name).join(format!("seed{seed}")),
-                config_fields: run_config(args, &settings, name, seed, config),
+                train: &train_data,
+                val: &val_data,
             };
-            let outcome = train::train(&spec, &train_data, &val_data, args.resume)?;
+            let run_name = &task.run.name;
+            let outcome = harness::train(&task, a.resume)?;
             if outcome.interrupted {
-                return Err(format!("interrupted during {}; rerun with --resume to continue", spec.name).into());
+                return Err(format!("interrupted during {run_name}; rerun with --resume to continue").into());
             }
-            stop_if_interrupted(&spec.name)?;
-            table::write_curve(&spec.dir.join("curve.csv"), &outcome.curve)?;
+            stop_if_interrupted(run_name)?;
+            harness::report::write_curve(&run_dir.join("curve.csv"), &outcome.curve)?;
+            let best_step = outcome.best_step.unwrap_or(outcome.steps);
             let seconds_per_step = outcome.seconds_per_step();
             let mut model = outcome.model;
-            eprintln!("{}: testing the best validation point (step {})", spec.name, outcome.best_step);
+            eprintln!("{run_name}: testing the best validation point (step {best_step})");
             let test = accuracy(&model, &test_data, settings.batch);
             let (synthetic, dataset) = sets.evaluate(&model);
             let zero_steps = config.srn.map(|srn| {
@@ -214,7 +175,7 @@ pub fn run(args: &Args) -> Result<()> {
             reports[m].results.push(SeedResult {
                 seed,
                 steps: outcome.steps,
-                best_step: outcome.best_step,
+                best_step,
                 train_seconds: outcome.train_seconds,
                 seconds_per_step,
                 test,
@@ -227,7 +188,7 @@ pub fn run(args: &Args) -> Result<()> {
             if config.srn.is_some() {
                 let rn = reports.iter().find(|r| r.name == "rn").and_then(|r| r.results.last());
                 if let Some(rn) = rn.filter(|r| r.seed == seed) {
-                    let early = early_check(config, &spec.dir, &outcome.curve, rn.test.relational(), &sets)?;
+                    let early = early_check(&task, &outcome.curve, rn.test.relational(), &sets)?;
                     reports[m].results.last_mut().expect("just pushed").early = early;
                 }
             }
@@ -236,31 +197,29 @@ pub fn run(args: &Args) -> Result<()> {
     stop_if_interrupted("the last model")?;
     table::learning_curves(&first_curves, &dir)?;
     let inner_steps = srn_config.srn.map_or(0, |s| s.steps);
-    let report = Table2 { profile: args.profile, settings, inner_steps, models: reports };
-    println!("{}", report.markdown());
+    let report = Table2 { profile: a.profile, settings, inner_steps, models: reports };
+    println!("{}", harness::report::Report::markdown(&report));
     let stem = match args.srn_name().as_str() {
         "rn-srn" => "table2".to_string(),
         ablation => format!("table2-{ablation}"),
     };
-    crate::files::write_atomic(dir.join(format!("{stem}.md")), report.markdown())?;
-    crate::files::write_atomic(dir.join(format!("{stem}.json")), serde_json::to_string_pretty(&report)?)?;
-    eprintln!("wrote {}/{stem}.md and {stem}.json", dir.display());
-    Ok(())
+    harness::report::write_report(&dir, &stem, &report)
 }
 
 /// What defines one model's run for one seed (stored in its checkpoints; a resume must match it, but for the
 /// epochs when --epochs is given).
 fn run_config(args: &Args, settings: &profile::Settings, name: &str, seed: u64, model: &RnConfig) -> RunConfig {
+    let a = &args.run;
     let c = RunConfig::new()
         .with("experiment", "sort-of-clevr")
-        .with("profile", format!("{:?}", args.profile).to_lowercase())
+        .with("profile", format!("{:?}", a.profile).to_lowercase())
         .with("run", name)
         .with("seed", seed)
-        .with("data_seed", args.data_seed)
+        .with("data_seed", a.data_seed)
         .with_all("model", model)
         .with_all("settings", settings)
         .without("settings.seeds");
-    if args.epochs.is_some() {
+    if a.epochs.is_some() {
         c.may_change("settings.epochs")
     } else {
         c
@@ -270,8 +229,7 @@ fn run_config(args: &Args, settings: &profile::Settings, name: &str, seed: u64, 
 /// The latest RN + SRN snapshot whose validation relational accuracy is below `rn_relational`, and its
 /// robustness (None when even the first validation point was above it).
 fn early_check(
-    config: &RnConfig,
-    dir: &std::path::Path,
+    task: &SortOfClevrTask,
     curve: &[train::CurvePoint],
     rn_relational: f64,
     sets: &RobustnessSets,
@@ -279,7 +237,7 @@ fn early_check(
     let Some(point) = curve.iter().rfind(|p| p.val.relational() < rn_relational) else {
         return Ok(None);
     };
-    let model = load_model(config, &snapshot_path(dir, point.step))?;
+    let model = harness::load_model(task, &harness::snapshot_path(&task.run.dir, point.step))?;
     eprintln!("early-epoch check: the snapshot at step {}", point.step);
     let (synthetic, dataset) = sets.evaluate(&model);
     Ok(Some(EarlyCheck { step: point.step, val_relational: point.val.relational(), rn_relational, synthetic, dataset }))

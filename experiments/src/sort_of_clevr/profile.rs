@@ -6,11 +6,12 @@ use clap::ValueEnum;
 use serde::Serialize;
 
 /// The Sort-of-CLEVR run sizes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize)]
 pub enum Profile {
     /// Seconds: a complete run on tiny data, for CI.
     Smoke,
     /// The default: one epoch of 2,000 images.
+    #[default]
     Quick,
     /// 3 epochs of 8,000 images (about two hours for both models).
     Standard,

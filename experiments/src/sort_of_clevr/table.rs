@@ -1,12 +1,13 @@
 //! Table 2 (test accuracy by question type, robustness) beside the paper's, the inner-step ablation, the
-//! early-epoch check, Figure 4's errors and the speed, as Markdown and JSON; the learning curves as CSV and PNG.
+//! early-epoch check, Figure 4's errors and the speed; the learning curves as PNG.
 
 use super::data::Kind;
 use super::evaluate::{Accuracy, Robustness};
 use super::profile::Profile;
 use super::profile::Settings;
 use super::train::CurvePoint;
-use crate::report::csv::{write_csv, Cell};
+use crate::harness::report::Report;
+use crate::report::csv::Cell;
 use crate::report::plot::LineChart;
 use crate::report::table::Table;
 use crate::Result;
@@ -101,8 +102,8 @@ const ROWS: [Row; 7] = [
     ("Robustness (Dataset)", |r| r.dataset.percent()),
 ];
 
-impl Table2 {
-    pub fn markdown(&self) -> String {
+impl Report for Table2 {
+    fn markdown(&self) -> String {
         let seeds = self.models.first().map_or(0, |m| m.results.len());
         let mut out = format!(
             "Table 2: Sort-of-CLEVR test accuracy (%), profile {:?}, {seeds} seed(s), mean ± std over seeds\n\n",
@@ -164,6 +165,35 @@ impl Table2 {
         out
     }
 
+    /// One row per model and seed: the test accuracies, the robustness tasks and the speed.
+    fn csv(&self) -> (Vec<String>, Vec<Vec<Cell>>) {
+        let mut header: Vec<String> =
+            ["model", "seed", "steps", "best_step", "seconds_per_step"].map(String::from).to_vec();
+        header.extend(ROWS.iter().map(|(name, _)| name.to_string()));
+        header.push("Relational, 0 inner steps".into());
+        let rows = self
+            .models
+            .iter()
+            .flat_map(|m| {
+                m.results.iter().map(move |r| {
+                    let mut row: Vec<Cell> = vec![
+                        m.name.as_str().into(),
+                        (r.seed as usize).into(),
+                        r.steps.into(),
+                        r.best_step.into(),
+                        r.seconds_per_step.into(),
+                    ];
+                    row.extend(ROWS.iter().map(|(_, f)| Cell::from(f(r))));
+                    row.push(r.zero_steps.map_or(f64::NAN, |a| a.relational()).into());
+                    row
+                })
+            })
+            .collect();
+        (header, rows)
+    }
+}
+
+impl Table2 {
     /// The inner-step ablation, the early-epoch check and Figure 4's errors, where measured.
     fn ablation(&self, out: &mut String) {
         for m in &self.models {
@@ -216,39 +246,6 @@ impl Table2 {
             out.push_str(&t.to_markdown());
         }
     }
-}
-
-/// A run's learning curve as CSV: one row per validation.
-pub fn write_curve(path: &Path, curve: &[CurvePoint]) -> Result<()> {
-    let mut header = vec![
-        "step",
-        "train_seconds",
-        "train_loss",
-        "train_accuracy",
-        "val_all",
-        "val_non_relational",
-        "val_relational",
-    ];
-    header.extend(Kind::ALL.iter().map(|k| k.name()));
-    header.extend(["inner_first", "inner_last"]);
-    let rows: Vec<Vec<Cell>> = curve
-        .iter()
-        .map(|p| {
-            let mut row: Vec<Cell> = vec![
-                p.step.into(),
-                p.train_seconds.into(),
-                p.train_loss.into(),
-                p.train_accuracy.into(),
-                p.val.all().into(),
-                p.val.non_relational().into(),
-                p.val.relational().into(),
-            ];
-            row.extend(Kind::ALL.iter().map(|&k| Cell::from(p.val.kind(k))));
-            row.extend([p.inner_first.into(), p.inner_last.into()]);
-            row
-        })
-        .collect();
-    write_csv(path, &header, &rows).map_err(|e| format!("cannot write {}: {e}", path.display()).into())
 }
 
 /// Validation accuracy against steps for every model: relational kinds in one chart, non-relational in another.

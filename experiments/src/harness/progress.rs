@@ -1,5 +1,5 @@
-//! What every training loop shares: the epoch order, progress of a long run: a bar with ETA on a terminal, plain lines in a log file, and the Ctrl-C flag that
-//! asks a training loop to save a checkpoint and stop.
+//! The progress of a long run (a bar with ETA on a terminal, plain lines with ETA in a log file), the epoch
+//! order, and the Ctrl-C flag that asks the training loop to save a checkpoint and stop.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
