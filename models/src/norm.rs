@@ -5,7 +5,7 @@ use crate::init;
 use crate::module::Module;
 use crate::param::{Buffer, Param};
 use crate::scope::Scope;
-use autograd::ops::nn::{batch_norm, BatchNormState};
+use autograd::ops::nn::{batch_norm, BatchNormState, BATCH_NORM_MOMENTUM, NORM_EPS};
 use autograd::Float;
 use autograd::Var;
 use ndarray::ArrayD;
@@ -67,8 +67,8 @@ impl<T: Float> BatchNorm<T> {
             running_mean: Buffer::new(init::zeros(&[channels])),
             running_var: Buffer::new(init::ones(&[channels])),
             num_batches_tracked: Buffer::new(ArrayD::zeros(vec![])),
-            momentum: 0.1,
-            eps: 1e-5,
+            momentum: BATCH_NORM_MOMENTUM,
+            eps: NORM_EPS,
             training: Rc::new(Cell::new(true)),
         }
     }
@@ -149,7 +149,7 @@ impl<T: Float> LayerNorm<T> {
         LayerNorm {
             weight: Param::new(init::ones(normalized_shape)),
             bias: Param::new(init::zeros(normalized_shape)),
-            eps: 1e-5,
+            eps: NORM_EPS,
         }
     }
 

@@ -4,20 +4,12 @@
 //! (`exp`: `g * y`, `tanh`: `g * (1 - y^2)`), or with a constant mask where the derivative is piecewise
 //! constant (`relu`, `abs`, `clamp`, `maximum`), whose own derivative is zero almost everywhere.
 
+use super::{contiguous, indicator};
 use crate::{Op, Var};
 use kernels::elementwise as ew;
 use kernels::Float;
 use ndarray::{ArrayD, IxDyn};
-use std::borrow::Cow;
 use std::ops::{Add, Div, Mul, Neg, Sub};
-
-/// The elements of `x` in row-major order, borrowed when `x` is contiguous (every value the tape records is).
-pub(crate) fn contiguous<T: Float>(x: &ArrayD<T>) -> Cow<'_, [T]> {
-    match x.as_slice() {
-        Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(x.iter().copied().collect()),
-    }
-}
 
 /// `op` applied to every element, one specialised (vectorised where the maths allows) loop per op.
 fn unary_values<T: Float>(op: Unary<T>, x: &ArrayD<T>) -> ArrayD<T> {
@@ -410,13 +402,5 @@ pub fn nan_min<T: Float>(x: T, y: T) -> T {
         x
     } else {
         y
-    }
-}
-
-pub fn indicator<T: Float>(b: bool) -> T {
-    if b {
-        T::one()
-    } else {
-        T::zero()
     }
 }

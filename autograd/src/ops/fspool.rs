@@ -19,7 +19,7 @@
 //! take no part in the sort, get weight zero (so they do not change the output and receive zero gradient) and
 //! keep their own place in the returned permutation. Padded values must be finite (they are multiplied by 0).
 
-use crate::{ops::elementwise::contiguous, Op, Var};
+use crate::{ops::contiguous, Op, Var};
 use kernels::gemm::gemm_into;
 use kernels::Float;
 use ndarray::{Array2, Array3, ArrayD, Axis, IxDyn};
@@ -39,6 +39,13 @@ pub fn interpolation_matrix<T: Float>(k: usize, size: usize, len: usize) -> Arra
         m[[(idx + 1).min(k), j]] += frac;
     }
     m
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// [`fspool`] as a method: `x.fspool(w, sizes)`.
+    pub fn fspool(self, w: Var<'t, T>, sizes: Option<&[usize]>) -> (Var<'t, T>, ArrayD<usize>) {
+        fspool(self, w, sizes)
+    }
 }
 
 /// FSPool of `x [B, C, N]` with parameter `w [C, k+1]`, optionally with per-sample set sizes (`B` values, each

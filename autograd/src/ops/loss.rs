@@ -2,7 +2,7 @@
 //! PyTorch's definitions: `mse_loss`, `cross_entropy` (from logits), `nll_loss` (from log-probabilities) and
 //! `binary_cross_entropy` (from probabilities, each log clamped at -100).
 
-use crate::ops::elementwise::indicator;
+use crate::ops::indicator;
 use crate::Var;
 use kernels::Float;
 use ndarray::{ArrayD, IxDyn};

@@ -23,7 +23,7 @@
 
 use crate::{
     concat,
-    ops::{elementwise::contiguous, elementwise::indicator, matmul::product},
+    ops::{contiguous, indicator, matmul::product},
     stack, Op, Var,
 };
 use kernels::lstm::Seq;
@@ -265,6 +265,19 @@ fn direction_composite<'t, T: Float>(
     }
     let states: Vec<_> = states.into_iter().map(|s| s.expect("every step visited")).collect();
     stack(&states, 1)
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// [`lstm`] as a method: `x.lstm(forward, backward, initial, lengths)`.
+    pub fn lstm(
+        self,
+        forward: &LstmWeights<'t, T>,
+        backward: Option<&LstmWeights<'t, T>>,
+        initial: Option<LstmState<'t, T>>,
+        lengths: Option<&[usize]>,
+    ) -> (Var<'t, T>, LstmState<'t, T>) {
+        lstm(self, forward, backward, initial, lengths)
+    }
 }
 
 /// A single-layer LSTM over `x [B, T, I]` (batch first), bidirectional when `backward` weights are given.

@@ -56,6 +56,24 @@ fn check_param<T: Float>(op: &str, name: &str, p: Option<Var<'_, T>>, want: &[us
     }
 }
 
+/// PyTorch's default `eps` of batch and layer normalisation.
+pub const NORM_EPS: f64 = 1e-5;
+/// PyTorch's default momentum of batch normalisation's running statistics.
+pub const BATCH_NORM_MOMENTUM: f64 = 0.1;
+
+impl<'t, T: Float> Var<'t, T> {
+    /// [`batch_norm`] as a method, with PyTorch's defaults: momentum [`BATCH_NORM_MOMENTUM`], eps [`NORM_EPS`].
+    pub fn batch_norm(
+        self,
+        gamma: Option<Var<'t, T>>,
+        beta: Option<Var<'t, T>>,
+        state: Option<&mut BatchNormState<T>>,
+        training: bool,
+    ) -> Var<'t, T> {
+        batch_norm(self, gamma, beta, state, training, T::of(BATCH_NORM_MOMENTUM), T::of(NORM_EPS))
+    }
+}
+
 /// Batch normalisation over the channel axis 1 of a `[B, C]` or `[B, C, H, W]` input (any rank >= 2 works,
 /// normalising over every axis but 1), as `torch.nn.functional.batch_norm`:
 /// `y = (x - mean) / sqrt(var + eps) * gamma + beta`, with `gamma`, `beta` of shape `[C]` when given.
@@ -184,7 +202,7 @@ impl<'t, T: Float> Var<'t, T> {
 
     /// Layer normalisation over the last `normalized_ndim` axes, as `torch.nn.functional.layer_norm`:
     /// `(x - mean) / sqrt(var + eps) * gamma + beta` with the biased variance; `gamma` and `beta`, when
-    /// given, have the shape of those last axes.
+    /// given, have the shape of those last axes. PyTorch's `eps` is [`NORM_EPS`].
     ///
     /// Panics if `normalized_ndim` is 0 or exceeds the rank, or on a parameter of the wrong shape.
     pub fn layer_norm(

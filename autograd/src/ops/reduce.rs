@@ -1,7 +1,7 @@
 //! Reductions over axes: sum, mean, max and logsumexp, with or without the reduced axes kept.
 
 use crate::{
-    ops::elementwise::{contiguous, indicator},
+    ops::{contiguous, indicator},
     Op, Var,
 };
 use kernels::Float;

@@ -1,6 +1,6 @@
 //! Shape ops: reshape, permute, broadcast and its adjoint sum_to, concat/stack, narrow and its adjoint pad.
 
-use crate::{ops::elementwise::contiguous, Op, Var};
+use crate::{ops::contiguous, Op, Var};
 use kernels::Float;
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 

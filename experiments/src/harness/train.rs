@@ -92,7 +92,8 @@ pub fn train<T: Task>(task: &T, resume: bool) -> Result<Outcome<T::Model, T::Poi
             order = (epoch, epoch_order(schedule.examples, run.seed, epoch));
         }
         let within = step % schedule.steps_per_epoch;
-        let batch = &order.1[within * schedule.batch..(within + 1) * schedule.batch];
+        // (An epoch of fewer examples than a batch is one smaller batch.)
+        let batch = &order.1[within * schedule.batch..((within + 1) * schedule.batch).min(schedule.examples)];
         task.before_step(&mut model, step);
         let started = Instant::now();
         let message = {

@@ -5,13 +5,13 @@
 
 use super::data::{SortOfClevr, IMAGE_LEN, SIZE};
 use super::model::{RnModel, CELLS, OBJECT_DIM};
-use crate::harness::{epoch_order, Progress};
+use crate::harness::{Clock, Run, RunConfig, Schedule, Step, Task, Validation};
 use crate::report::image::{grid, Canvas, GridStyle};
 use crate::Result;
-use autograd::Tape;
-use models::{evaluate, Adam, AdamConfig, Module, Optimizer, Scope, SetDecoder};
+use models::{evaluate, AdamConfig, Scope, SetDecoder};
 use ndarray::ArrayD;
 use rand::{rngs::StdRng, SeedableRng};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Figure 4's settings.
@@ -57,32 +57,115 @@ fn rows_of(flat: &[f32], len: usize, indices: &[usize], shape: &[usize]) -> Arra
     ArrayD::from_shape_vec(full, v).expect("rows")
 }
 
-/// Fit the decoder on `model`'s frozen sets of the first `f.images` training scenes, draw `shown` images with
-/// their strongest elements to `path`, and return the final squared error per image on those scenes.
-pub fn figure4(model: &RnModel, data: &SortOfClevr, f: Figure4, name: &str, shown: usize, path: &Path) -> Result<f64> {
+/// Fitting the decoder on frozen sets, as a run of the shared harness (so a long fit resumes).
+struct DecoderFit<'a> {
+    run: Run,
+    f: Figure4,
+    /// The fitted scenes' sets `[n, 25, 26]` and images `[n, 3, 75, 75]`, flat.
+    sets: &'a [f32],
+    images: &'a [f32],
+}
+
+/// A point of the fit's curve: the mean squared error per image over the epoch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct FitPoint {
+    step: usize,
+    train_error: f64,
+}
+
+impl Task for DecoderFit<'_> {
+    type Model = SetDecoder;
+    type Point = FitPoint;
+    type Window = (f64, usize);
+
+    fn run(&self) -> &Run {
+        &self.run
+    }
+
+    fn schedule(&self) -> Schedule {
+        let n = self.images.len() / IMAGE_LEN;
+        let steps_per_epoch = (n / self.f.batch).max(1);
+        Schedule {
+            examples: n,
+            batch: self.f.batch,
+            steps_per_epoch,
+            total_steps: steps_per_epoch * self.f.epochs,
+            validate_every: steps_per_epoch,
+            validate_at_epoch_end: true,
+            progress_every: 50,
+            keep_best: false,
+            snapshots: false,
+            clip_grad_norm: None,
+        }
+    }
+
+    fn model(&self) -> SetDecoder {
+        SetDecoder::with_shape(OBJECT_DIM, self.f.width, START_SIDE, SIZE, &mut StdRng::seed_from_u64(self.f.seed))
+    }
+
+    fn optimizer(&self) -> AdamConfig {
+        AdamConfig { lr: 3e-4, ..AdamConfig::default() }
+    }
+
+    fn step<'t>(
+        &self,
+        decoder: &SetDecoder,
+        scope: &Scope<'t, f32>,
+        idx: &[usize],
+        _step: usize,
+        window: &mut (f64, usize),
+    ) -> Step<'t> {
+        let tape = scope.tape();
+        let set = tape.constant(rows_of(self.sets, CELLS * OBJECT_DIM, idx, &[CELLS, OBJECT_DIM]));
+        let target = tape.constant(rows_of(self.images, IMAGE_LEN, idx, &[3, SIZE, SIZE]));
+        let loss = (decoder.forward(scope, set).image - target).square().sum();
+        let per_image = loss.item() as f64 / idx.len() as f64;
+        (window.0, window.1) = (window.0 + per_image, window.1 + 1);
+        Step { loss, message: format!("squared error {per_image:.1} per image"), inner: None }
+    }
+
+    fn validate(&self, _: &SetDecoder, window: &(f64, usize), clock: Clock) -> Validation<FitPoint> {
+        Validation { point: FitPoint { step: clock.step, train_error: window.0 / window.1.max(1) as f64 }, score: None }
+    }
+
+    fn summary(&self, p: &FitPoint, clock: Clock) -> String {
+        format!("{} step {}/{}: squared error {:.1} per image", self.run.name, p.step, clock.total_steps, p.train_error)
+    }
+}
+
+/// Fit the decoder on `model`'s frozen sets of the first `f.images` training scenes (a run in the folder
+/// beside `path`, continued when `resume`; `source` names the frozen model in the run's configuration), draw
+/// `shown` images with their strongest elements to `path`, and return the final squared error per image on
+/// those scenes.
+#[allow(clippy::too_many_arguments)]
+pub fn figure4(
+    model: &RnModel,
+    source: &str,
+    data: &SortOfClevr,
+    f: Figure4,
+    name: &str,
+    shown: usize,
+    path: &Path,
+    resume: bool,
+) -> Result<f64> {
     let (sets, images) = frozen_sets(model, data, f.images, f.batch.max(16));
     let n = images.len() / IMAGE_LEN;
-    let set_len = CELLS * OBJECT_DIM;
-    let mut rng = StdRng::seed_from_u64(f.seed);
-    let decoder = SetDecoder::with_shape(OBJECT_DIM, f.width, START_SIDE, SIZE, &mut rng);
-    let mut adam = Adam::new(decoder.params(), AdamConfig { lr: 3e-4, ..AdamConfig::default() });
-    let steps_per_epoch = (n / f.batch).max(1);
-    let total = steps_per_epoch * f.epochs;
-    let progress = Progress::new(&format!("{name} fig4"), 0, total, 50);
-    for step in 0..total {
-        let order = epoch_order(n, f.seed, step / steps_per_epoch);
-        let within = step % steps_per_epoch;
-        let idx = &order[within * f.batch..((within + 1) * f.batch).min(n)];
-        let tape = Tape::new();
-        let scope = Scope::new(&tape);
-        let set = tape.constant(rows_of(&sets, set_len, idx, &[CELLS, OBJECT_DIM]));
-        let target = tape.constant(rows_of(&images, IMAGE_LEN, idx, &[3, SIZE, SIZE]));
-        let loss = (decoder.forward(&scope, set).image - target).square().sum();
-        let grads = decoder.grads(&scope, &[loss]);
-        adam.step(&grads);
-        progress.set(step + 1, &format!("squared error {:.1} per image", loss.item() / idx.len() as f32));
+    let config = RunConfig::new()
+        .with("experiment", "sort-of-clevr figure 4")
+        .with("model", source)
+        .with("images", f.images)
+        .with("epochs", f.epochs)
+        .with("width", f.width)
+        .with("batch", f.batch)
+        .with("seed", f.seed);
+    let run = Run { name: format!("{name} fig4"), dir: path.with_extension(""), seed: f.seed, config };
+    let fit = DecoderFit { run, f, sets: &sets, images: &images };
+    let outcome = crate::harness::train(&fit, resume)?;
+    if outcome.interrupted {
+        return Err(format!("interrupted while fitting Figure 4's decoder for {name}; rerun with --resume").into());
     }
-    progress.finish();
+    let decoder = outcome.model;
+    let set_len = CELLS * OBJECT_DIM;
 
     // The final error, in eval mode, over every fitted image; and the figure's rows.
     let (mut error, mut rows) = (0.0f64, Vec::new());

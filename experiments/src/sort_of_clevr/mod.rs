@@ -165,7 +165,9 @@ pub fn run(args: &Args) -> Result<()> {
                     batch: settings.figure4_batch,
                     seed,
                 };
-                Some(figure4::figure4(&model, &train_data, f, name, 6, &dir.join(format!("figure4-{name}.png")))?)
+                let source = format!("{run_name} at step {best_step}");
+                let png = dir.join(format!("figure4-{name}.png"));
+                Some(figure4::figure4(&model, &source, &train_data, f, name, 6, &png, a.resume)?)
             } else {
                 None
             };
