@@ -6,13 +6,16 @@
 //! - [`init`]: PyTorch's default initialisations from a seeded RNG.
 //! - [`Linear`], [`Mlp`]: the dense layers; [`Conv2d`], [`ConvTranspose2d`]; [`BatchNorm`], [`LayerNorm`];
 //!   [`Lstm`], [`Embedding`]; [`FSPool`] and the set encoder [`FSEncoder`]; the set decoder [`SetDecoder`].
-//! - [`Srn`] (Algorithm 1's refinement, [`SetPipeline`] for a whole model) and [`evaluate`], the evaluation mode.
+//! - [`Srn`] (Algorithm 1's refinement, [`SetPipeline`] for a whole model) and [`evaluate`], the evaluation mode;
+//!   [`Grn`], the graph version (nodes and edge weights refined through a [`GraphEncoder`] such as
+//!   [`MessagePassing`]).
 //! - [`Sgd`], [`Adam`], [`clip_grad_norm`]: PyTorch's update rules, with savable state.
 //! - [`Checkpoint`]: safetensors files, saved atomically, loaded strictly ([`CheckpointError`]).
 
 pub mod checkpoint;
 pub mod conv;
 pub mod fspool;
+pub mod grn;
 pub mod init;
 pub mod linear;
 pub mod lstm;
@@ -28,6 +31,7 @@ pub mod srn;
 pub use checkpoint::{load_module, save_module, Checkpoint, CheckpointError};
 pub use conv::{Conv2d, ConvTranspose2d};
 pub use fspool::{FSEncoder, FSPool};
+pub use grn::{complete_graph, node_mask, GraphEncoder, GraphRefinement, Grn, MessagePassing};
 pub use linear::{Activation, Linear, Mlp};
 pub use lstm::{Embedding, Lstm, LstmDirection};
 pub use module::{join, prefixed, unique, Module};

@@ -29,7 +29,29 @@ impl<T: Float> PairRelation<T> {
 
     /// Sets `[B, N, d]` and contexts `[B, q]` (with `2d + q` the first layer's input) to `[B, width]`.
     pub fn forward<'t>(&self, scope: &Scope<'t, T>, set: Var<'t, T>, questions: Var<'t, T>) -> Var<'t, T> {
+        self.forward_weighted(scope, set, questions, None)
+    }
+
+    /// As [`PairRelation::forward`], with the pair at `[b, i, j]` (g of `[o_j, o_i, q]`) weighted by
+    /// `weights[b, i, j]` (`[B, N, N]`) in the sum over pairs: 0/1 weights leave padding out, refined edge
+    /// weights (the GRN's) scale each pair's term. `None` weighs every pair by 1.
+    pub fn forward_weighted<'t>(
+        &self,
+        scope: &Scope<'t, T>,
+        set: Var<'t, T>,
+        questions: Var<'t, T>,
+        weights: Option<Var<'t, T>>,
+    ) -> Var<'t, T> {
         let (b, n, d, q) = self.check(&set, &questions);
+        if let Some(w) = &weights {
+            assert_eq!(
+                w.shape(),
+                [b, n, n],
+                "PairRelation: pair weights of shape {:?} for sets of shape {:?}",
+                w.shape(),
+                set.shape()
+            );
+        }
         let first = &self.mlp.layers[0];
         let w = scope.param(&first.weight);
         let objects = set.reshape(&[b * n, d]);
@@ -41,7 +63,7 @@ impl<T: Float> PairRelation<T> {
         let c = objects.matmul_nt(w.narrow(1, d, d)).reshape(&[b, n, self.width]) + per_question.unsqueeze(1);
         // Pair (i, j) at [b, i, j]: W_a o_j + W_b o_i + W_q q + b.
         let h = (a.unsqueeze(1) + c.unsqueeze(2)).relu().reshape(&[b * n * n, self.width]);
-        self.rest(scope, h, b, n)
+        self.rest(scope, h, b, n, weights)
     }
 
     /// The same function computed as the reference does: the `[B * N * N, 63]` matrix of all pairs
@@ -54,13 +76,26 @@ impl<T: Float> PairRelation<T> {
         let pairs = concat(&[oj, oi, qq], 3).reshape(&[b * n * n, 2 * d + q]);
         let first = &self.mlp.layers[0];
         let h = first.forward(scope, pairs).relu();
-        self.rest(scope, h, b, n)
+        self.rest(scope, h, b, n, None)
     }
 
-    /// Layers 2.. on the pairs' first activations `[B * N * N, 256]`, summed over pairs to `[B, 256]`.
-    fn rest<'t>(&self, scope: &Scope<'t, T>, h: Var<'t, T>, b: usize, n: usize) -> Var<'t, T> {
+    /// Layers 2.. on the pairs' first activations `[B * N * N, width]`, summed over pairs (with `weights`
+    /// `[B, N, N]` if given) to `[B, width]`.
+    fn rest<'t>(
+        &self,
+        scope: &Scope<'t, T>,
+        h: Var<'t, T>,
+        b: usize,
+        n: usize,
+        weights: Option<Var<'t, T>>,
+    ) -> Var<'t, T> {
         let h = self.mlp.layers[1..].iter().fold(h, |h, layer| layer.forward(scope, h).relu());
-        h.reshape(&[b, n * n, self.width]).sum_axes(&[1], false)
+        let h = h.reshape(&[b, n * n, self.width]);
+        let h = match weights {
+            Some(w) => h * w.reshape(&[b, n * n, 1]),
+            None => h,
+        };
+        h.sum_axes(&[1], false)
     }
 
     /// `(B, N, d, q)`, or a panic naming the shapes.

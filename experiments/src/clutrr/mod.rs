@@ -6,13 +6,15 @@
 //! - [`generate`] makes CLUTRR-style stories from random family trees, for tests and runs without the data;
 //! - [`kinship`] holds the relations and the composition rules that give a chain of relations its target;
 //! - [`text`] tokenises story text (entity placeholders, sentences, words) and builds the word vocabulary;
-//! - [`batch`] turns stories into padded tensors for the models.
+//! - [`batch`] turns stories into padded tensors for the models;
+//! - [`model`] holds the models: the baselines' RN, RN + SRN and RN + GRN.
 //!
 //! Both sources produce the same [`Story`], through the same [`Story::new`], so everything downstream is shared.
 
 pub mod batch;
 pub mod generate;
 pub mod kinship;
+pub mod model;
 pub mod released;
 pub mod text;
 
