@@ -7,16 +7,20 @@
 //! cargo build --release -p experiments --features mpi --example data_parallel
 //! RAYON_NUM_THREADS=1 mpirun --allow-run-as-root --oversubscribe -np 2 \
 //!     target/release/examples/data_parallel OUT [--steps N] [--batch B] [--seed S] [--panic-on-rank R]
+//!     [--checkpoint FILE --stop-after K] [--resume FILE]
 //! ```
 //!
 //! As one process (no `mpirun`, or built without the feature) it trains the same model on the whole batches:
 //! the 1-rank reference a multi-rank run is compared with (experiments/tests/data_parallel.rs).
 //! `--panic-on-rank R` makes rank R panic at the second step, to see the job end instead of hanging.
+//! `--checkpoint FILE --stop-after K` stops after K steps with rank 0 saving model and Adam state to FILE;
+//! `--resume FILE` continues from it (rank 0 reads the file, every rank parses the same bytes, and the
+//! parameters are broadcast from rank 0 and checked to agree), to the parameters of an uninterrupted run.
 
 use autograd::Tape;
-use experiments::distributed::{all_reduce_grads, broadcast_module, zero_grads, World};
+use experiments::distributed::{all_reduce_grads, broadcast_module, check_in_sync, zero_grads, World};
 use experiments::training::epoch_order;
-use models::{Adam, AdamConfig, Activation, Mlp, Module, Optimizer, Scope};
+use models::{Activation, Adam, AdamConfig, Checkpoint, Mlp, Module, Optimizer, Scope};
 use ndarray::{Array2, ArrayD, Axis};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -31,12 +35,25 @@ struct Options {
     batch: usize,
     seed: u64,
     panic_on_rank: Option<usize>,
+    checkpoint: Option<String>,
+    stop_after: Option<usize>,
+    resume: Option<String>,
 }
 
 fn options() -> Options {
-    let usage = "usage: data_parallel OUT [--steps N] [--batch B] [--seed S] [--panic-on-rank R]";
+    let usage = "usage: data_parallel OUT [--steps N] [--batch B] [--seed S] [--panic-on-rank R] \
+                 [--checkpoint FILE --stop-after K] [--resume FILE]";
     let mut args = std::env::args().skip(1);
-    let mut o = Options { out: String::new(), steps: 5, batch: 8, seed: 0, panic_on_rank: None };
+    let mut o = Options {
+        out: String::new(),
+        steps: 5,
+        batch: 8,
+        seed: 0,
+        panic_on_rank: None,
+        checkpoint: None,
+        stop_after: None,
+        resume: None,
+    };
     while let Some(a) = args.next() {
         let mut value = |name: &str| -> usize {
             args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} needs a number; {usage}"))
@@ -46,12 +63,16 @@ fn options() -> Options {
             "--batch" => o.batch = value("--batch"),
             "--seed" => o.seed = value("--seed") as u64,
             "--panic-on-rank" => o.panic_on_rank = Some(value("--panic-on-rank")),
+            "--stop-after" => o.stop_after = Some(value("--stop-after")),
+            "--checkpoint" => o.checkpoint = Some(args.next().unwrap_or_else(|| panic!("--checkpoint FILE; {usage}"))),
+            "--resume" => o.resume = Some(args.next().unwrap_or_else(|| panic!("--resume FILE; {usage}"))),
             _ if o.out.is_empty() && !a.starts_with('-') => o.out = a,
             _ => panic!("unexpected argument {a:?}; {usage}"),
         }
     }
     assert!(!o.out.is_empty(), "{usage}");
     assert!((1..=EXAMPLES).contains(&o.batch), "--batch must be 1 to {EXAMPLES}");
+    assert_eq!(o.checkpoint.is_some(), o.stop_after.is_some(), "--checkpoint and --stop-after go together");
     o
 }
 
@@ -94,8 +115,21 @@ fn train(world: &World, o: &Options) {
         })
         .take(o.steps)
         .collect();
+    let mut start = 0;
+    if let Some(file) = &o.resume {
+        let bytes = world.read_on_root(file.as_ref()).unwrap_or_else(|e| world.abort(1, &e));
+        let mut ck = Checkpoint::from_bytes(&bytes, file.as_ref()).unwrap_or_else(|e| world.abort(1, &e.to_string()));
+        ck.load_module("model", &model).unwrap_or_else(|e| world.abort(1, &e.to_string()));
+        adam.load_state(&mut ck, "adam").unwrap_or_else(|e| world.abort(1, &e.to_string()));
+        start = ck.take_count("step").unwrap_or_else(|e| world.abort(1, &e.to_string())) as usize;
+        ck.finish().unwrap_or_else(|e| world.abort(1, &e.to_string()));
+        // After a resume, as at the start: rank 0's parameters everywhere (here they already agree).
+        broadcast_module(world, &model);
+        check_in_sync(world, &model).unwrap_or_else(|e| world.abort(1, &e));
+    }
+    let stop = o.stop_after.unwrap_or(o.steps).min(o.steps);
     let mut first_grads = Vec::new();
-    for (step, global) in batches.iter().enumerate() {
+    for (step, global) in batches.iter().enumerate().take(stop).skip(start) {
         if step == 1 && o.panic_on_rank == Some(world.rank()) {
             panic!("a deliberate failure at step {step} (--panic-on-rank)");
         }
@@ -118,11 +152,18 @@ fn train(world: &World, o: &Options) {
         }
         adam.step(&grads);
     }
+    if let (Some(file), true) = (&o.checkpoint, world.is_root()) {
+        let mut ck = Checkpoint::new();
+        ck.put_module("model", &model);
+        adam.save_state(&mut ck, "adam");
+        ck.put_count("step", stop as u64);
+        ck.save(file).unwrap_or_else(|e| world.abort(1, &e.to_string()));
+    }
     if world.is_root() {
         let params = flatten(model.params().iter().map(|(_, p)| (*p.value()).clone()));
         let json = serde_json::json!({ "ranks": world.size(), "grads": first_grads, "params": params });
         std::fs::write(&o.out, json.to_string()).unwrap_or_else(|e| panic!("writing {}: {e}", o.out));
-        println!("{}: {} steps of global batch {}, parameters written to {}", world.describe(), o.steps, o.batch, o.out);
+        println!("{}: steps {start} to {stop} of global batch {}, parameters written to {}", world.describe(), o.batch, o.out);
     }
 }
 

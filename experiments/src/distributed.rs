@@ -187,6 +187,40 @@ impl World {
         let _ = buffer;
     }
 
+    /// Rank 0's `bytes` on every rank (the others pass anything, e.g. an empty vector): a checkpoint read by
+    /// rank 0 alone, parsed by every rank. Two broadcasts: the length, then the bytes.
+    pub fn broadcast_bytes(&self, bytes: Vec<u8>) -> Vec<u8> {
+        if self.size == 1 {
+            return bytes;
+        }
+        let mut len = [bytes.len() as u64];
+        self.broadcast_from_root(&mut len);
+        let mut bytes = if self.is_root() { bytes } else { vec![0u8; len[0] as usize] };
+        // MPI counts are C ints: large buffers go in pieces.
+        for chunk in bytes.chunks_mut(1 << 30) {
+            self.broadcast_from_root(chunk);
+        }
+        bytes
+    }
+
+    /// Read the file at `path` on rank 0 and give its contents, or rank 0's error, to every rank alike (so that
+    /// a missing file is an error on every rank rather than a hang on the others). For resuming: every rank
+    /// then parses the same bytes (`models::Checkpoint::from_bytes`), so model and optimiser state agree.
+    pub fn read_on_root(&self, path: &std::path::Path) -> Result<Vec<u8>, String> {
+        let read = if self.is_root() {
+            std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))
+        } else {
+            Ok(Vec::new())
+        };
+        let mut failed = [u8::from(read.is_err())];
+        self.broadcast_from_root(&mut failed);
+        match read {
+            Ok(bytes) if failed[0] == 0 => Ok(self.broadcast_bytes(bytes)),
+            Ok(_) => Err(String::from_utf8_lossy(&self.broadcast_bytes(Vec::new())).into_owned()),
+            Err(message) => Err(String::from_utf8_lossy(&self.broadcast_bytes(message.into_bytes())).into_owned()),
+        }
+    }
+
     /// Every rank's `local` (lengths may differ), concatenated in rank order, on rank 0 (`None` elsewhere).
     /// For evaluation split with [`World::shard`]: the concatenation of per-example results is in the
     /// global order. Meant for small results (metrics, per-example errors), not tensors.

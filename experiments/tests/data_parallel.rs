@@ -165,3 +165,20 @@ fn a_panicking_rank_ends_the_job_with_its_rank_named() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_resumed_multi_rank_run_continues_exactly() {
+    let dir = scratch("resume");
+    let ck = dir.join("ck.safetensors");
+    let ck = ck.to_str().expect("a UTF-8 path");
+    let whole = train(2, &["--steps", "6"], &dir);
+    train(2, &["--steps", "6", "--checkpoint", ck, "--stop-after", "3"], &dir);
+    let resumed = train(2, &["--steps", "6", "--resume", ck], &dir);
+    // The same operations on the same values in the same order: bit for bit.
+    assert_eq!(numbers(&whole, "params"), numbers(&resumed, "params"), "a resumed 2-rank run");
+    // And a 3-rank run resumed from the 2-rank checkpoint still trains as one process does.
+    let alone = train(0, &["--steps", "6"], &dir);
+    let three = train(3, &["--steps", "6", "--resume", ck], &dir);
+    compare(&alone, &three, "params", "3 ranks resumed from 2");
+    let _ = std::fs::remove_dir_all(&dir);
+}
