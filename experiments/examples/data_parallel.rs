@@ -163,7 +163,12 @@ fn train(world: &World, o: &Options) {
         let params = flatten(model.params().iter().map(|(_, p)| (*p.value()).clone()));
         let json = serde_json::json!({ "ranks": world.size(), "grads": first_grads, "params": params });
         std::fs::write(&o.out, json.to_string()).unwrap_or_else(|e| panic!("writing {}: {e}", o.out));
-        println!("{}: steps {start} to {stop} of global batch {}, parameters written to {}", world.describe(), o.batch, o.out);
+        println!(
+            "{}: steps {start} to {stop} of global batch {}, parameters written to {}",
+            world.describe(),
+            o.batch,
+            o.out
+        );
     }
 }
 

@@ -156,7 +156,8 @@ fn a_panicking_rank_ends_the_job_with_its_rank_named() {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        let text = std::fs::read_to_string(&err).unwrap_or_default() + &std::fs::read_to_string(&out).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(&err).unwrap_or_default() + &std::fs::read_to_string(&out).unwrap_or_default();
         assert!(!status.success(), "rank {rank} panicked, yet mpirun exited with {status}: {text}");
         let named = format!("rank {rank} of 2: a deliberate failure");
         assert!(text.contains(&named), "no {named:?} in the output: {text}");
