@@ -179,6 +179,5 @@ fn main() {
     rayon::ThreadPoolBuilder::new().stack_size(8 << 20).build_global().expect("rayon's global pool, built once");
     // As the experiments binary does: the work on a rayon thread, the MPI calls from it (one at a time).
     kernels::on_pool(|| train(&world, &o));
-    // Dropping the world (here, on the main thread) finalises MPI.
-    drop(world);
+    // `world` lives to the end of `main`: dropped here, on the main thread, it finalises MPI.
 }
