@@ -1,0 +1,185 @@
+//! Data parallelism over MPI (experiments/src/distributed.rs, docs/mpi.md), run for real under `mpirun`: the
+//! `data_parallel` example trained on N ranks gives the 1-process gradients and parameters up to the order
+//! of a float sum, and a rank that panics ends the whole job with a message naming it instead of hanging.
+//!
+//! Built only with the feature `mpi` (a `required-features` test target); `.ci/run` runs it as
+//! `cargo test -p experiments --features mpi --test data_parallel`. Needs Open MPI's `mpirun` on the path.
+//!
+//! # Tolerance: 1e-5, absolute, on the first step's summed gradients and on the parameters after the steps
+//!
+//! Each gradient entry is a sum over the global batch (8 examples) of per-example terms. One process sums
+//! them in one pass (the GEMM's order); N ranks sum their shards and MPI adds the partial sums, a
+//! re-association of the same f32 sum. Its error is bounded by about (batch) * 2^-24 * sum|terms|, here
+//! about 5e-7 for terms of size up to 1 (the gradients are below 1 in size); the parameters then move by
+//! Adam's lr * m / (sqrt(v) + eps), whose change under such a relative perturbation of the gradients is of
+//! order lr * 1e-6 per step (lr = 1e-2, 5 to 8 steps). Observed: at most 6e-8 (one ulp at 0.5). 1e-5 is
+//! over 100 times that, while every real fault is orders of magnitude larger: a missing, doubled or misweighted
+//! shard changes gradient entries by their own size (1e-3 to 1), and an unsynchronised start or step
+//! moves parameters by about lr = 1e-2. (The gradients are compared as well as the parameters because Adam is
+//! invariant to a constant scale of the gradients: a loss summed instead of averaged would not show in the
+//! parameters.)
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const TOLERANCE: f64 = 1e-5;
+
+/// The example, built once by cargo into this test's target directory and profile.
+fn example() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        // This test runs as <target>/<profile dir>/deps/data_parallel-<hash>.
+        let exe = std::env::current_exe().expect("the test's path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("<target>/<profile>/deps").to_path_buf();
+        let target = profile_dir.parent().expect("<target>/<profile>");
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => "dev".to_string(),
+            Some(name) => name.to_string(),
+            None => panic!("no profile directory in {}", exe.display()),
+        };
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--features", "mpi", "--example", "data_parallel", "--profile", &profile])
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .env("CARGO_TARGET_DIR", target)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the data_parallel example failed");
+        profile_dir.join("examples").join("data_parallel")
+    })
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("srn-data-parallel-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// `mpirun` with the flags a container needs (root, fewer cores than ranks) and one rayon thread per rank.
+fn mpirun(ranks: usize) -> Command {
+    let mut c = Command::new("mpirun");
+    c.args(["--allow-run-as-root", "--oversubscribe", "-np", &ranks.to_string()])
+        .env("RAYON_NUM_THREADS", "1")
+        .env("RUST_BACKTRACE", "0");
+    c
+}
+
+/// The example's JSON from a run on `ranks` processes (0: one process without mpirun).
+fn train(ranks: usize, args: &[&str], dir: &Path) -> Value {
+    let out = dir.join(format!("ranks{ranks}.json"));
+    let mut command = if ranks == 0 {
+        let mut c = Command::new(example());
+        c.env("RAYON_NUM_THREADS", "1");
+        c
+    } else {
+        let mut c = mpirun(ranks);
+        c.arg(example());
+        c
+    };
+    let output = command.arg(&out).args(args).output().expect("mpirun runs (is Open MPI installed?)");
+    assert!(
+        output.status.success(),
+        "{ranks} ranks, {args:?}: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&out).expect("rank 0 wrote its output"))
+        .expect("the example's JSON");
+    assert_eq!(json["ranks"], ranks.max(1), "the run's world size");
+    json
+}
+
+fn numbers(v: &Value, key: &str) -> Vec<f64> {
+    v[key].as_array().unwrap_or_else(|| panic!("no {key}")).iter().map(|x| x.as_f64().expect("a number")).collect()
+}
+
+/// The largest difference between the runs' `key`, checked against the tolerance; also that the values moved
+/// the way a training run does (not all zero).
+fn compare(reference: &Value, other: &Value, key: &str, what: &str) -> f64 {
+    let (a, b) = (numbers(reference, key), numbers(other, key));
+    assert_eq!(a.len(), b.len(), "{what}: {key} lengths");
+    assert!(a.iter().any(|&x| x.abs() > 1e-3), "{what}: {key} are all (nearly) zero");
+    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    assert!(worst <= TOLERANCE, "{what}: {key} differ by up to {worst:e}, above {TOLERANCE:e}");
+    worst
+}
+
+#[test]
+fn n_ranks_train_as_one_process_does() {
+    let dir = scratch("exact");
+    // (ranks, global batch): even shards; uneven ones (7 = 4 + 3, 8 = 3 + 3 + 2); more ranks than a
+    // batch of 1 (the second rank's shard is empty and contributes zero gradients).
+    for (ranks, batch) in [(1, 8), (2, 8), (2, 7), (3, 8), (2, 1)] {
+        let args = ["--batch", &batch.to_string(), "--steps", "6"];
+        let alone = train(0, &args, &dir);
+        let parallel = train(ranks, &args, &dir);
+        let what = format!("{ranks} ranks, global batch {batch}");
+        let g = compare(&alone, &parallel, "grads", &what);
+        let p = compare(&alone, &parallel, "params", &what);
+        eprintln!("{what}: gradients within {g:e}, parameters within {p:e}");
+        if ranks == 1 {
+            // One rank under mpirun is one process: bit for bit.
+            assert_eq!((g, p), (0.0, 0.0), "{what}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_panicking_rank_ends_the_job_with_its_rank_named() {
+    let dir = scratch("panic");
+    for rank in [1, 0] {
+        let (out, err) = (dir.join("stdout"), dir.join("stderr"));
+        let mut child = mpirun(2)
+            .arg(example())
+            .arg(dir.join("never.json"))
+            .args(["--panic-on-rank", &rank.to_string()])
+            .stdout(Stdio::from(std::fs::File::create(&out).expect("stdout file")))
+            .stderr(Stdio::from(std::fs::File::create(&err).expect("stderr file")))
+            .spawn()
+            .expect("mpirun runs");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("mpirun's status") {
+                break status;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("rank {rank} panicked and mpirun was still running after 60 s: the job hangs");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let text =
+            std::fs::read_to_string(&err).unwrap_or_default() + &std::fs::read_to_string(&out).unwrap_or_default();
+        assert!(!status.success(), "rank {rank} panicked, yet mpirun exited with {status}: {text}");
+        let named = format!("rank {rank} of 2: a deliberate failure");
+        assert!(text.contains(&named), "no {named:?} in the output: {text}");
+        assert!(!dir.join("never.json").exists(), "rank 0 finished despite the failure");
+        eprintln!("rank {rank} panicked: mpirun exited with {status} after {:.1} s", start.elapsed().as_secs_f64());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_resumed_multi_rank_run_continues_exactly() {
+    let dir = scratch("resume");
+    let ck = dir.join("ck.safetensors");
+    let ck = ck.to_str().expect("a UTF-8 path");
+    let whole = train(2, &["--steps", "6"], &dir);
+    train(2, &["--steps", "6", "--checkpoint", ck, "--stop-after", "3"], &dir);
+    let resumed = train(2, &["--steps", "6", "--resume", ck], &dir);
+    // The same operations on the same values in the same order: bit for bit.
+    assert_eq!(numbers(&whole, "params"), numbers(&resumed, "params"), "a resumed 2-rank run");
+    // And a 3-rank run resumed from the 2-rank checkpoint still trains as one process does.
+    let alone = train(0, &["--steps", "6"], &dir);
+    let three = train(3, &["--steps", "6", "--resume", ck], &dir);
+    compare(&alone, &three, "params", "3 ranks resumed from 2");
+    let _ = std::fs::remove_dir_all(&dir);
+}
