@@ -3,6 +3,7 @@
 pub mod circles;
 pub mod cli;
 pub mod clutrr;
+pub mod cswm;
 pub mod files;
 pub mod report;
 pub mod resume;
