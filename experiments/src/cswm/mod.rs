@@ -4,4 +4,7 @@
 //! The Atari data comes from `tools/atari/collect.sh`; the 2-D shapes data is generated here.
 
 pub mod data;
+pub mod metrics;
+pub mod model;
 pub mod shapes;
+pub mod transition;
