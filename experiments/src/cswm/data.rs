@@ -366,7 +366,7 @@ mod tests {
         let mut frames = Vec::new();
         for e in 0..episodes {
             for f in 0..per {
-                frames.extend(std::iter::repeat((10 * e + f) as u8).take(3 * side * side));
+                frames.extend(std::iter::repeat_n((10 * e + f) as u8, 3 * side * side));
             }
         }
         let actions = (0..episodes * steps).map(|i| i % 6).collect();
@@ -422,8 +422,8 @@ mod loader_tests {
         let mut frames = Vec::new();
         for e in 0..episodes {
             for f in 0..per {
-                frames.extend(std::iter::repeat(e as u8).take(side * side));
-                frames.extend(std::iter::repeat(f as u8).take(side * side));
+                frames.extend(std::iter::repeat_n(e as u8, side * side));
+                frames.extend(std::iter::repeat_n(f as u8, side * side));
                 frames.extend((0..side * side).map(|p| (p % 256) as u8));
             }
         }
@@ -481,7 +481,7 @@ mod loader_tests {
         assert_eq!((byte(&b.obs, 0, 0, 0), byte(&b.obs, 1, 0, 0), byte(&b.obs, 4, 0, 0)), (1, 3, 2));
         assert_eq!((byte(&b.next_obs, 1, 4, 4), byte(&b.next_obs, 4, 4, 4)), (4, 3));
         assert_eq!(byte(&b.obs, 2, 1, 3), 8);
-        assert_eq!(b.actions, vec![(1 + 2) % 6]);
+        assert_eq!(b.actions, vec![3]);
         std::fs::remove_file(&path).unwrap();
     }
 
@@ -494,7 +494,8 @@ mod loader_tests {
 
     #[test]
     fn malformed_files_are_rejected_naming_the_file_and_the_problem() {
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut Parts)>, &str)> = vec![
+        type Edit = Box<dyn FnOnce(&mut Parts)>;
+        let cases: Vec<(&str, Edit, &str)> = vec![
             ("game", Box::new(|p: &mut Parts| drop(p.meta.insert("game".into(), "spaceinvaders".into()))), "game"),
             ("format", Box::new(|p: &mut Parts| drop(p.meta.remove("format"))), "\"format\" is missing"),
             ("stack", Box::new(|p: &mut Parts| drop(p.meta.insert("stack".into(), "two".into()))), "stack"),
