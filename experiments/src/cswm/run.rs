@@ -18,7 +18,9 @@ use super::model::{Cswm, CswmConfig};
 use super::profile::{self, Profile, Settings};
 use super::shapes;
 use crate::harness::report::{CurveRow, Report};
-use crate::harness::{self, stop_if_interrupted, Clock, Run, RunArgs, RunConfig, Schedule, Step, Task, Validation, Which};
+use crate::harness::{
+    self, stop_if_interrupted, Clock, Run, RunArgs, RunConfig, Schedule, Step, Task, Validation, Which,
+};
 use crate::report::csv::Cell;
 use crate::Result;
 use models::{AdamConfig, Scope};
@@ -362,7 +364,8 @@ impl Report for Table3 {
                     r.seconds_per_step.into(),
                 ];
                 for i in 0..HORIZONS.len() {
-                    let (h, mrr) = r.metrics.get(i).map_or((f64::NAN, f64::NAN), |x| (100.0 * x.hits_at_1, 100.0 * x.mrr));
+                    let (h, mrr) =
+                        r.metrics.get(i).map_or((f64::NAN, f64::NAN), |x| (100.0 * x.hits_at_1, 100.0 * x.mrr));
                     row.extend([h.into(), mrr.into()]);
                 }
                 rows.push(row);
@@ -392,13 +395,7 @@ fn base_config(env: Env, objects: usize, s: &Settings) -> CswmConfig {
         Env::Shapes => CswmConfig { objects, ..CswmConfig::shapes() },
         _ => CswmConfig::atari(objects),
     };
-    CswmConfig {
-        hidden: s.hidden,
-        extractor_width: s.extractor_width,
-        z_dim: s.z_dim,
-        hagg_width: s.hagg_width,
-        ..c
-    }
+    CswmConfig { hidden: s.hidden, extractor_width: s.extractor_width, z_dim: s.z_dim, hagg_width: s.hagg_width, ..c }
 }
 
 /// Train and evaluate the requested models for every seed; print and save Table 3.
