@@ -2,6 +2,7 @@
 
 pub mod circles;
 pub mod clutrr;
+pub mod cswm;
 pub mod distributed;
 pub mod files;
 pub mod harness;
