@@ -252,6 +252,37 @@ impl World {
     }
 }
 
+/// The process's world, set once in `main` ([`install`]) and read by the training loop ([`world`]), as MPI
+/// itself is one per process.
+static INSTALLED: std::sync::RwLock<Option<std::sync::Arc<World>>> = std::sync::RwLock::new(None);
+
+/// Make `world` the process's [`world`] until the returned guard is dropped at the end of `main` (dropping
+/// the last handle finalises MPI).
+#[must_use = "the world is uninstalled (and MPI finalised) when the guard is dropped"]
+pub fn install(world: World) -> Installed {
+    *INSTALLED.write().unwrap_or_else(|e| e.into_inner()) = Some(std::sync::Arc::new(world));
+    Installed(())
+}
+
+/// Keeps the installed world; see [`install`].
+pub struct Installed(());
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let world = INSTALLED.write().unwrap_or_else(|e| e.into_inner()).take();
+        drop(world);
+    }
+}
+
+/// The process's world: the one `main` installed, or a single process (tests, examples, library use).
+pub fn world() -> std::sync::Arc<World> {
+    INSTALLED
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_else(|| std::sync::Arc::new(World::single()))
+}
+
 /// `0..len` divided among `size` ranks: see [`World::shard_range`].
 pub fn shard_range(len: usize, rank: usize, size: usize) -> Range<usize> {
     assert!(rank < size, "shard_range: rank {rank} of {size}");

@@ -31,6 +31,11 @@ enum Command {
 fn main() {
     // Before any thread starts: every thread allocates from one retained heap (see kernels::alloc).
     kernels::alloc::retain_freed_memory();
+    // MPI, when started under mpirun and built with the feature `mpi` (docs/mpi.md); else one process. On
+    // this thread, before the pool, and kept to the end of main, where dropping it finalises MPI.
+    let world = experiments::distributed::World::init();
+    let size = world.size();
+    let _world = experiments::distributed::install(world);
     let cli = Cli::parse();
     let command = cli.command.unwrap_or_else(|| {
         // No command: the quick Circles run, as `circles` with its defaults.
@@ -63,6 +68,10 @@ fn main() {
         .map_err(|e| e.to_string())
     });
     if let Err(e) = result {
+        if size > 1 {
+            // The other ranks would wait in their next collective: end the job.
+            experiments::distributed::world().abort(1, &format!("error: {e}"));
+        }
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -171,6 +171,7 @@ impl Task for CirclesTask<'_> {
             keep_best: false,
             snapshots: false,
             clip_grad_norm: None,
+            mean_loss: false,
         }
     }
 

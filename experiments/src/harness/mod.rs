@@ -19,6 +19,9 @@
 //! - [`progress`]: the progress bar or log lines with ETA, the epoch order, the Ctrl-C flag;
 //! - [`resume`]: the run configuration a resume must match, and reading a checkpoint to resume from;
 //! - [`report`]: tables as Markdown + JSON + CSV and learning curves as CSV, written atomically.
+//!
+//! Under `mpirun` (built with the feature `mpi`) the same loop trains data-parallel: see [`train_on`] and
+//! [`crate::distributed`].
 
 pub mod args;
 pub mod progress;
@@ -30,7 +33,7 @@ mod train;
 pub use args::{GradientMode, RunArgs, SrnArgs, Which, S0};
 pub use progress::{epoch_order, interrupted, stop_if_interrupted, Progress, INTERRUPTED};
 pub use resume::RunConfig;
-pub use train::{load, load_model, snapshot_path, train, Outcome, BEST, CHECKPOINT};
+pub use train::{load, load_model, snapshot_path, train, train_on, Outcome, BEST, CHECKPOINT};
 
 use autograd::Var;
 use models::{AdamConfig, Module, Scope};
@@ -68,6 +71,9 @@ pub struct Schedule {
     pub snapshots: bool,
     /// Clip the gradients' global norm to this before every update.
     pub clip_grad_norm: Option<f64>,
+    /// The step's loss is a mean over the batch (else a sum): a data-parallel run scales each rank's mean by
+    /// its shard's share of the global batch, so that the summed gradients are the global mean's.
+    pub mean_loss: bool,
 }
 
 impl Schedule {

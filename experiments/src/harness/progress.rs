@@ -38,6 +38,8 @@ pub struct Progress {
     started: Instant,
     /// Without a terminal, a plain line every this many steps.
     every: usize,
+    /// Print nothing (the ranks other than 0 of a data-parallel run).
+    silent: bool,
 }
 
 impl Progress {
@@ -49,7 +51,13 @@ impl Progress {
                 .progress_chars("=> "),
         );
         bar.set_prefix(name.to_string());
-        Progress { bar, name: name.to_string(), total, start, started: Instant::now(), every: every.max(1) }
+        Progress { bar, name: name.to_string(), total, start, started: Instant::now(), every: every.max(1), silent: false }
+    }
+
+    /// A progress that prints nothing but keeps the clock (the ranks other than 0 of a data-parallel run).
+    pub fn hidden(start: usize, total: usize) -> Self {
+        let bar = ProgressBar::hidden();
+        Progress { bar, name: String::new(), total, start, started: Instant::now(), every: usize::MAX, silent: true }
     }
 
     /// Seconds since this process started the run.
@@ -61,7 +69,7 @@ impl Progress {
     pub fn set(&self, step: usize, message: &str) {
         self.bar.set_position(step as u64);
         self.bar.set_message(message.to_string());
-        if self.bar.is_hidden() && step.is_multiple_of(self.every) && step > self.start {
+        if self.bar.is_hidden() && !self.silent && step.is_multiple_of(self.every) && step > self.start {
             let per_step = self.elapsed() / (step - self.start) as f64;
             eprintln!(
                 "{} step {step}/{}: {message}, {per_step:.2} s/step, ETA {:.0} s",
@@ -74,6 +82,9 @@ impl Progress {
 
     /// Print a line without breaking the bar.
     pub fn println(&self, line: &str) {
+        if self.silent {
+            return;
+        }
         self.bar.suspend(|| eprintln!("{line}"));
     }
 

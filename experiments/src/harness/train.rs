@@ -4,6 +4,7 @@ use super::progress::{epoch_order, interrupted as ctrl_c, Progress};
 use super::resume::{check_loss, checkpoint_to_resume};
 use super::state::State;
 use super::{Clock, Step, Task};
+use crate::distributed::{all_reduce_grads, broadcast_module, world, World};
 use crate::Result;
 use autograd::Tape;
 use models::{clip_grad_norm, Adam, Checkpoint, Module, Optimizer, Scope};
@@ -60,16 +61,42 @@ pub fn load_model<T: Task>(task: &T, path: &Path) -> Result<T::Model> {
     Ok(model)
 }
 
-/// Train `task`'s model, or continue its run from the checkpoint in its folder when `resume`.
+/// Train `task`'s model, or continue its run from the checkpoint in its folder when `resume`: data-parallel
+/// over the process's [`world`] when it has several ranks (see [`train_on`]).
 pub fn train<T: Task>(task: &T, resume: bool) -> Result<Outcome<T::Model, T::Point>> {
+    train_on(&world(), task, resume)
+}
+
+/// [`train`] on `world`'s ranks. With one rank it is the plain loop. With several, every rank holds the
+/// model (broadcast from rank 0 at the start and after a resume) and takes its shard of every global batch;
+/// the gradients are summed over the ranks before the update, so every rank takes the 1-rank step when the
+/// task's loss is a sum over its examples, or a mean scaled by the shard's share (`Schedule::mean_loss`).
+/// Rank 0 alone validates, prints progress and writes checkpoints, snapshots and the best model (the run
+/// folder must be one every rank sees, to resume); batch normalisation's running statistics are rank 0's,
+/// broadcast before every validation and checkpoint, the batch statistics each rank's own shard's. The
+/// learning curve's training loss is rank 0's shard's.
+pub fn train_on<T: Task>(world: &World, task: &T, resume: bool) -> Result<Outcome<T::Model, T::Point>> {
     let (run, schedule) = (task.run(), task.schedule());
+    let (parallel, root) = (world.size() > 1, world.is_root());
+    if schedule.batch < world.size() {
+        return Err(format!(
+            "{}: a batch of {} cannot be divided among {} ranks; use fewer ranks",
+            run.name,
+            schedule.batch,
+            world.size()
+        )
+        .into());
+    }
     let mut model = task.model();
     let mut adam = Adam::new(model.params(), task.optimizer());
     let path = run.dir.join(CHECKPOINT);
     let snapshots = run.dir.join("snapshots");
-    crate::files::clean_orphans(&run.dir)?;
-    crate::files::clean_orphans(&snapshots)?;
-    let mut state = match checkpoint_to_resume(&path, resume, &run.name)? {
+    if root {
+        crate::files::clean_orphans(&run.dir)?;
+        crate::files::clean_orphans(&snapshots)?;
+    }
+    world.barrier();
+    let mut state = match checkpoint_to_resume(&path, resume && root, &run.name)? {
         Some(ck) => {
             let state = State::restore(run, ck, &model, &mut adam)?;
             eprintln!("{}: resumed from {} at step {}", run.name, path.display(), state.step);
@@ -77,11 +104,24 @@ pub fn train<T: Task>(task: &T, resume: bool) -> Result<Outcome<T::Model, T::Poi
         }
         None => State::fresh(),
     };
+    if parallel {
+        // Rank 0 read the checkpoint: every rank continues from its model, optimiser state and step.
+        if resume {
+            share_resumed_state::<T>(world, &path, run, &model, &mut adam, &mut state)?;
+        }
+        broadcast_module(world, &model);
+    }
     let folder = if schedule.snapshots { &snapshots } else { &run.dir };
-    std::fs::create_dir_all(folder).map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    if root {
+        std::fs::create_dir_all(folder).map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    }
 
     let total = schedule.total_steps;
-    let progress = Progress::new(&run.name, state.step, total, schedule.progress_every);
+    let progress = if root {
+        Progress::new(&run.name, state.step, total, schedule.progress_every)
+    } else {
+        Progress::hidden(state.step, total)
+    };
     let seconds_before = state.seconds;
     let mut inner = None;
     let mut order = (usize::MAX, Vec::new());
@@ -93,18 +133,28 @@ pub fn train<T: Task>(task: &T, resume: bool) -> Result<Outcome<T::Model, T::Poi
         }
         let within = step % schedule.steps_per_epoch;
         // (An epoch of fewer examples than a batch is one smaller batch.)
-        let batch = &order.1[within * schedule.batch..((within + 1) * schedule.batch).min(schedule.examples)];
+        let global = &order.1[within * schedule.batch..((within + 1) * schedule.batch).min(schedule.examples)];
+        let batch = world.shard(global);
         task.before_step(&mut model, step);
         let started = Instant::now();
         let message = {
             let tape = Tape::new();
             let scope = Scope::new(&tape);
             let Step { loss, message, inner: step_inner } = task.step(&model, &scope, batch, step, &mut state.window);
-            if let Err(e) = check_loss(loss.item() as f64, &run.name, step + 1, &path) {
+            let finite = !world.any(!loss.item().is_finite());
+            let shown = if finite { loss.item() as f64 } else { f64::NAN };
+            if let Err(e) = check_loss(shown, &run.name, step + 1, &path) {
                 progress.abandon(format!("stopped: non-finite loss at step {}", step + 1));
                 return Err(e);
             }
+            // A mean over the shard counts as its share of the mean over the global batch.
+            let loss = if parallel && schedule.mean_loss {
+                loss * world.loss_weight(global.len()) as f32
+            } else {
+                loss
+            };
             let mut grads = model.grads(&scope, &[loss]);
+            all_reduce_grads(world, &mut grads);
             if let Some(max_norm) = schedule.clip_grad_norm {
                 clip_grad_norm(&mut grads, max_norm);
             }
@@ -117,7 +167,12 @@ pub fn train<T: Task>(task: &T, resume: bool) -> Result<Outcome<T::Model, T::Poi
         let step = state.step;
         progress.set(step, &message);
         let validates = schedule.validates_at(step);
-        if validates {
+        let interrupted = world.any(ctrl_c());
+        let saves = validates || step.is_multiple_of(schedule.steps_per_epoch) || step == total || interrupted;
+        if parallel && (validates || saves) {
+            broadcast_module(world, &model);
+        }
+        if validates && root {
             let clock = Clock {
                 step,
                 total_steps: total,
@@ -139,8 +194,7 @@ pub fn train<T: Task>(task: &T, resume: bool) -> Result<Outcome<T::Model, T::Poi
             state.curve.push(validation.point);
             state.window = T::Window::default();
         }
-        let interrupted = ctrl_c();
-        if validates || step.is_multiple_of(schedule.steps_per_epoch) || step == total || interrupted {
+        if saves && root {
             state.seconds = seconds_before + progress.elapsed();
             state.save(run, &model, &adam, &path)?;
         }
@@ -150,7 +204,28 @@ pub fn train<T: Task>(task: &T, resume: bool) -> Result<Outcome<T::Model, T::Poi
         }
     }
     progress.finish();
+    world.barrier();
     finished(task, model, state)
+}
+
+/// After rank 0 alone restored `path`: every rank parses the same bytes into its model, optimiser and state.
+fn share_resumed_state<T: Task>(
+    world: &World,
+    path: &Path,
+    run: &super::Run,
+    model: &T::Model,
+    adam: &mut Adam<f32>,
+    state: &mut State<T::Point, T::Window>,
+) -> Result<()> {
+    let resumed = world.any(state.step > 0);
+    if !resumed {
+        return Ok(());
+    }
+    let bytes = world.read_on_root(path)?;
+    if !world.is_root() {
+        *state = State::restore(run, Checkpoint::from_bytes(&bytes, path)?, model, adam)?;
+    }
+    Ok(())
 }
 
 /// The run saved in `task`'s folder, for evaluation without training: its model (the best validation

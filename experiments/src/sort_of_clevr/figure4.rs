@@ -96,6 +96,7 @@ impl Task for DecoderFit<'_> {
             keep_best: false,
             snapshots: false,
             clip_grad_norm: None,
+            mean_loss: false,
         }
     }
 
@@ -160,7 +161,8 @@ pub fn figure4(
         .with("seed", f.seed);
     let run = Run { name: format!("{name} fig4"), dir: path.with_extension(""), seed: f.seed, config };
     let fit = DecoderFit { run, f, sets: &sets, images: &images };
-    let outcome = crate::harness::train(&fit, resume)?;
+    // On this process alone (rank 0 draws the figures of a data-parallel run).
+    let outcome = crate::harness::train_on(&crate::distributed::World::single(), &fit, resume)?;
     if outcome.interrupted {
         return Err(format!("interrupted while fitting Figure 4's decoder for {name}; rerun with --resume").into());
     }

@@ -101,6 +101,7 @@ impl Task for SortOfClevrTask<'_> {
             keep_best: true,
             snapshots: true,
             clip_grad_norm: None,
+            mean_loss: true,
         }
     }
 
