@@ -549,6 +549,15 @@ mod tests {
     }
 
     #[test]
+    fn each_experiment_gets_its_own_defaults_in_one_binary() {
+        // RunArgs is generic: a default kept in a static shared by its instantiations gave CLUTRR `--model both`.
+        let soc: crate::sort_of_clevr::Args = harness::args::parse(&[]).unwrap();
+        assert_eq!(soc.run.model, harness::Which::Both);
+        let clutrr: Args = harness::args::parse(&[]).unwrap();
+        assert_eq!((clutrr.run.model, clutrr.run.profile), (Models::All, Profile::Quick));
+    }
+
+    #[test]
     fn the_mean_skips_missing_splits() {
         assert_eq!(mean([50.0, f64::NAN, 70.0]), 60.0);
         assert!(mean([f64::NAN]).is_nan());
