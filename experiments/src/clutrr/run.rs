@@ -165,8 +165,7 @@ impl Data {
         let tests = tests
             .into_iter()
             .map(|(k, stories)| {
-                let answerable: Vec<&Story> =
-                    stories.iter().filter(|s| relations.class(s.target).is_some()).collect();
+                let answerable: Vec<&Story> = stories.iter().filter(|s| relations.class(s.target).is_some()).collect();
                 let batches = answerable
                     .chunks(EVAL_BATCH)
                     .map(|c| batch(c, &vocab, &relations, slots))
@@ -409,7 +408,8 @@ pub fn run(args: &Args) -> Result<()> {
         .tests
         .iter()
         .map(|t| {
-            let u = if t.unanswerable > 0 { format!(" ({} of no training class)", t.unanswerable) } else { String::new() };
+            let u =
+                if t.unanswerable > 0 { format!(" ({} of no training class)", t.unanswerable) } else { String::new() };
             format!("k={}: {}{u}", t.k, t.stories)
         })
         .collect();
