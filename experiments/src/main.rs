@@ -18,6 +18,8 @@ enum Command {
     Circles(experiments::circles::Args),
     /// Sort-of-CLEVR: the RN against RN + SRN (Sec. 3.1, Table 2, Figure 4).
     SortOfClevr(experiments::sort_of_clevr::Args),
+    /// CLUTRR kinship reasoning: RN, RN + SRN, RN + GRN (Sec. 3.3).
+    Clutrr(experiments::clutrr::run::Args),
     /// C-SWM world models with and without the SRN (Sec. 3.2, Table 3).
     Cswm(experiments::cswm::run::Args),
     /// A Hessian-vector product through a small tanh network, checked against finite differences.
@@ -59,6 +61,7 @@ fn main() {
         match command {
             Command::Circles(args) => experiments::circles::run(&args),
             Command::SortOfClevr(args) => experiments::sort_of_clevr::run(&args),
+            Command::Clutrr(args) => experiments::clutrr::run::run(&args),
             Command::Cswm(args) => experiments::cswm::run::run(&args),
             Command::Demo { seed } => {
                 demo(seed);

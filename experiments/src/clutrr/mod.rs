@@ -7,7 +7,8 @@
 //! - [`kinship`] holds the relations and the composition rules that give a chain of relations its target;
 //! - [`text`] tokenises story text (entity placeholders, sentences, words) and builds the word vocabulary;
 //! - [`batch`] turns stories into padded tensors for the models;
-//! - [`model`] holds the models: the baselines' RN, RN + SRN and RN + GRN.
+//! - [`model`] holds the models: the baselines' RN, RN + SRN and RN + GRN;
+//! - [`run`] is the `clutrr` command (profiles in [`profile`], the table and curves in [`table`]).
 //!
 //! Both sources produce the same [`Story`], through the same [`Story::new`], so everything downstream is shared.
 
@@ -15,7 +16,10 @@ pub mod batch;
 pub mod generate;
 pub mod kinship;
 pub mod model;
+pub mod profile;
 pub mod released;
+pub mod run;
+pub mod table;
 pub mod text;
 
 pub use batch::{batch, Batch, RelationVocab, SRN_SET_SIZE};

@@ -16,10 +16,10 @@ where
     M: ValueEnum + Default + Clone + Send + Sync + 'static,
 {
     /// Run size (see the experiment's profiles; the default takes minutes).
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, value_enum, default_value = default_name::<P>())]
     pub profile: P,
     /// Which models to train.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, value_enum, default_value = default_name::<M>())]
     pub model: M,
     /// Seed of the models' initialisation, the training order and dropout.
     #[arg(long, default_value_t = 0)]
@@ -42,6 +42,15 @@ where
     pub lr: Option<f64>,
     #[command(flatten)]
     pub srn: SrnArgs,
+}
+
+/// The command-line name of `V::default()`. (Not `default_value_t`: clap's derive keeps that in a `static`,
+/// which a generic struct shares between all its instantiations, so every experiment of one binary would get
+/// the first one's default, e.g. `--model both` for CLUTRR, whose models are rn|srn|grn|all.) Leaks the
+/// name, once per command built.
+fn default_name<V: ValueEnum + Default>() -> &'static str {
+    let name = V::default().to_possible_value().expect("the default is a visible value").get_name().to_owned();
+    Box::leak(name.into_boxed_str())
 }
 
 /// Which models a run trains: the experiment's model without the SRN, with it, or both (same data, seeds and
