@@ -19,7 +19,7 @@
 
 use autograd::Tape;
 use experiments::distributed::{all_reduce_grads, broadcast_module, check_in_sync, zero_grads, World};
-use experiments::training::epoch_order;
+use experiments::harness::epoch_order;
 use models::{Activation, Adam, AdamConfig, Checkpoint, Mlp, Module, Optimizer, Scope};
 use ndarray::{Array2, ArrayD, Axis};
 use rand::{rngs::StdRng, Rng, SeedableRng};

@@ -276,11 +276,7 @@ impl Drop for Installed {
 
 /// The process's world: the one `main` installed, or a single process (tests, examples, library use).
 pub fn world() -> std::sync::Arc<World> {
-    INSTALLED
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .unwrap_or_else(|| std::sync::Arc::new(World::single()))
+    INSTALLED.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_else(|| std::sync::Arc::new(World::single()))
 }
 
 /// `0..len` divided among `size` ranks: see [`World::shard_range`].

@@ -183,3 +183,66 @@ fn a_resumed_multi_rank_run_continues_exactly() {
     compare(&alone, &three, "params", "3 ranks resumed from 2");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The experiments' binary (built with this test's features, so with MPI).
+fn experiments() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_experiments"));
+    c.env("RAYON_NUM_THREADS", "1");
+    c
+}
+
+/// Run `command` with `args`, which must succeed.
+fn succeed(mut command: Command, args: &[&str]) {
+    let out = command.args(args).output().expect("the command runs");
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A run's table (`file` in `dir`) without its wall-clock fields.
+fn table(dir: &Path, file: &str) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.retain(|k, _| !k.contains("seconds"));
+                m.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let text = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut v: Value = serde_json::from_str(&text).expect("JSON");
+    strip(&mut v);
+    v
+}
+
+#[test]
+fn an_experiment_on_one_rank_under_mpirun_is_the_plain_run() {
+    let dir = scratch("circles-one-rank");
+    let (plain, one) = (dir.join("plain").display().to_string(), dir.join("one").display().to_string());
+    succeed(experiments(), &["circles", "--profile", "smoke", "--out", &plain]);
+    succeed(mpirun(1), &[env!("CARGO_BIN_EXE_experiments"), "circles", "--profile", "smoke", "--out", &one]);
+    assert_eq!(table(&dir.join("plain"), "table1.json"), table(&dir.join("one"), "table1.json"));
+}
+
+/// Two ranks train Circles (a summed loss) and Sort-of-CLEVR (a mean loss) to the end, rank 0 alone writing
+/// the tables, and a two-rank run stopped after its first epoch and resumed ends exactly as the straight one.
+#[test]
+fn experiments_train_on_two_ranks_and_resume_exactly() {
+    let dir = scratch("two-ranks");
+    let exe = env!("CARGO_BIN_EXE_experiments");
+    let out = |name: &str| dir.join(name).display().to_string();
+    let (straight, resumed, soc) = (out("straight"), out("resumed"), out("soc"));
+    succeed(mpirun(2), &[exe, "circles", "--profile", "smoke", "--epochs", "2", "--out", &straight]);
+    succeed(mpirun(2), &[exe, "circles", "--profile", "smoke", "--epochs", "1", "--out", &resumed]);
+    succeed(mpirun(2), &[exe, "circles", "--profile", "smoke", "--epochs", "2", "--resume", "--out", &resumed]);
+    assert_eq!(table(&dir.join("straight"), "table1.json"), table(&dir.join("resumed"), "table1.json"));
+    succeed(mpirun(2), &[exe, "sort-of-clevr", "--profile", "smoke", "--seeds", "1", "--out", &soc]);
+    let t = table(&dir.join("soc"), "table2.json");
+    assert_eq!(t["models"].as_array().map(Vec::len), Some(2), "both models are reported: {t}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -130,6 +130,10 @@ pub fn run(args: &Args) -> Result<()> {
             return Err(format!("interrupted during {name}; rerun with --resume to continue").into());
         }
         stop_if_interrupted(name)?;
+        if !crate::distributed::world().is_root() {
+            // Data-parallel: rank 0 alone evaluates and reports.
+            continue;
+        }
         let all: Vec<usize> = (0..test_data.len()).collect();
         let (stats, _) = train::evaluate(&outcome.model, &test_data, &all, settings.batch, false);
         harness::report::write_curve(&run_dir.join("curve.csv"), &outcome.curve)?;
@@ -143,6 +147,9 @@ pub fn run(args: &Args) -> Result<()> {
         "srn" => String::new(),
         ablation => format!("-{ablation}"),
     };
+    if !crate::distributed::world().is_root() {
+        return Ok(());
+    }
     stop_if_interrupted("the last model")?;
     figures::learning_curves(&curves, &dir, &suffix)?;
     let report = table::Table1 { profile: a.profile, seed: a.seed, settings, models: results };

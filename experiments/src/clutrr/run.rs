@@ -477,6 +477,10 @@ pub fn run(args: &Args) -> Result<()> {
                 return Err(format!("interrupted during {run_name}; rerun with --resume to continue").into());
             }
             stop_if_interrupted(run_name)?;
+            if !crate::distributed::world().is_root() {
+                // Data-parallel: rank 0 alone evaluates and reports.
+                continue;
+            }
             harness::report::write_curve(&run_dir.join("curve.csv"), &outcome.curve)?;
             let best_step = outcome.best_step.unwrap_or(outcome.steps);
             let best = outcome
@@ -499,6 +503,9 @@ pub fn run(args: &Args) -> Result<()> {
                 first_curves.push((name.clone(), outcome.curve.clone()));
             }
         }
+    }
+    if !crate::distributed::world().is_root() {
+        return Ok(());
     }
     stop_if_interrupted("the last model")?;
     table::learning_curves(&first_curves, &dir)?;

@@ -481,6 +481,10 @@ pub fn run(args: &Args) -> Result<()> {
                 return Err(format!("interrupted during {run_name}; rerun with --resume to continue").into());
             }
             stop_if_interrupted(&run_name)?;
+            if !crate::distributed::world().is_root() {
+                // Data-parallel: rank 0 alone evaluates and reports.
+                continue;
+            }
             harness::report::write_curve(&run_dir.join("curve.csv"), &outcome.curve)?;
             let metrics = evaluate_ranking(&outcome.model, &eval, &task.horizons(), settings.eval_batch);
             reports[m].results.push(SeedResult {
@@ -491,6 +495,9 @@ pub fn run(args: &Args) -> Result<()> {
                 metrics,
             });
         }
+    }
+    if !crate::distributed::world().is_root() {
+        return Ok(());
     }
     stop_if_interrupted("the last model")?;
     let report = Table3 {
@@ -554,7 +561,8 @@ mod tests {
     fn a_missing_atari_file_names_the_command() {
         let absent = std::env::temp_dir().join(format!("srn-cswm-absent-{}.safetensors", std::process::id()));
         let game = Env::Pong.game().expect("an Atari game");
-        let err = load_atari(&absent, game).err().expect("no such file").to_string();
+        let Err(err) = load_atari(&absent, game) else { panic!("{} does not exist", absent.display()) };
+        let err = err.to_string();
         assert!(err.contains("tools/atari/collect.sh pong") && err.contains(&absent.display().to_string()), "{err}");
     }
 }

@@ -51,7 +51,15 @@ impl Progress {
                 .progress_chars("=> "),
         );
         bar.set_prefix(name.to_string());
-        Progress { bar, name: name.to_string(), total, start, started: Instant::now(), every: every.max(1), silent: false }
+        Progress {
+            bar,
+            name: name.to_string(),
+            total,
+            start,
+            started: Instant::now(),
+            every: every.max(1),
+            silent: false,
+        }
     }
 
     /// A progress that prints nothing but keeps the clock (the ranks other than 0 of a data-parallel run).

@@ -148,11 +148,8 @@ pub fn train_on<T: Task>(world: &World, task: &T, resume: bool) -> Result<Outcom
                 return Err(e);
             }
             // A mean over the shard counts as its share of the mean over the global batch.
-            let loss = if parallel && schedule.mean_loss {
-                loss * world.loss_weight(global.len()) as f32
-            } else {
-                loss
-            };
+            let loss =
+                if parallel && schedule.mean_loss { loss * world.loss_weight(global.len()) as f32 } else { loss };
             let mut grads = model.grads(&scope, &[loss]);
             all_reduce_grads(world, &mut grads);
             if let Some(max_norm) = schedule.clip_grad_norm {
