@@ -246,3 +246,27 @@ fn experiments_train_on_two_ranks_and_resume_exactly() {
     assert_eq!(t["models"].as_array().map(Vec::len), Some(2), "both models are reported: {t}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--evaluate` on two ranks, each testing its shard of the images, gives the one-process Table 1: the same
+/// counts, and the summed squared error up to the order of its float sum.
+#[test]
+fn an_evaluation_split_across_two_ranks_is_the_one_process_table() {
+    let dir = scratch("split-evaluation");
+    let run = dir.display().to_string();
+    succeed(experiments(), &["circles", "--profile", "smoke", "--out", &run]);
+    let one = table(&dir, "table1.json");
+    std::fs::remove_file(dir.join("table1.json")).unwrap();
+    succeed(mpirun(2), &[env!("CARGO_BIN_EXE_experiments"), "circles", "--profile", "smoke", "--evaluate", &run]);
+    let two = table(&dir, "table1.json");
+    let models = |t: &Value| t["models"].as_array().expect("models").clone();
+    assert_eq!(models(&one).len(), 2);
+    for (a, b) in models(&one).iter().zip(&models(&two)) {
+        assert_eq!(
+            (&a["stats"]["images"], &a["stats"]["decomposed"]),
+            (&b["stats"]["images"], &b["stats"]["decomposed"])
+        );
+        let (ea, eb) = (a["stats"]["squared_error"].as_f64().unwrap(), b["stats"]["squared_error"].as_f64().unwrap());
+        assert!((ea - eb).abs() <= 1e-9 * ea.abs(), "squared error {ea} on one process, {eb} on two ranks");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

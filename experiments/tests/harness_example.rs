@@ -58,6 +58,7 @@ impl Task for Disc {
             keep_best: true,
             snapshots: false,
             clip_grad_norm: Some(1.0),
+            split_validation: false,
             mean_loss: true,
         }
     }

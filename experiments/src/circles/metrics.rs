@@ -24,6 +24,19 @@ pub struct Decomposition {
 }
 
 impl Decomposition {
+    /// Sum the counts and errors of every rank of `world` (a no-op on one process): for an evaluation split
+    /// across the ranks of a data-parallel run.
+    pub fn sum_over(&mut self, world: &crate::distributed::World) {
+        let n = self.images.len();
+        let mut v: Vec<f64> = self.images.iter().chain(&self.decomposed).map(|&c| c as f64).collect();
+        v.push(self.squared_error);
+        world.all_reduce_sum(&mut v);
+        for i in 0..n {
+            (self.images[i], self.decomposed[i]) = (v[i] as usize, v[n + i] as usize);
+        }
+        self.squared_error = v[2 * n];
+    }
+
     /// Record one image with `circles` circles whose set had `objects` elements holding an object.
     pub fn add(&mut self, circles: usize, objects: usize, squared_error: f64) {
         self.images[circles] += 1;

@@ -130,12 +130,14 @@ pub fn run(args: &Args) -> Result<()> {
             return Err(format!("interrupted during {name}; rerun with --resume to continue").into());
         }
         stop_if_interrupted(name)?;
-        if !crate::distributed::world().is_root() {
-            // Data-parallel: rank 0 alone evaluates and reports.
+        // Data-parallel: every rank evaluates its shard of the test set, rank 0 alone reports.
+        let world = crate::distributed::world();
+        let all: Vec<usize> = (0..test_data.len()).collect();
+        let (mut stats, _) = train::evaluate(&outcome.model, &test_data, world.shard(&all), settings.batch, false);
+        stats.sum_over(&world);
+        if !world.is_root() {
             continue;
         }
-        let all: Vec<usize> = (0..test_data.len()).collect();
-        let (stats, _) = train::evaluate(&outcome.model, &test_data, &all, settings.batch, false);
         harness::report::write_curve(&run_dir.join("curve.csv"), &outcome.curve)?;
         figures::decomposition(&outcome.model, &test_data, 8, &run_dir.join("decomposition.png"))?;
         figures::interpolation(&outcome.model, scene, 9, &run_dir.join("interpolation.png"))?;

@@ -171,6 +171,7 @@ impl Task for CirclesTask<'_> {
             keep_best: false,
             snapshots: false,
             clip_grad_norm: None,
+            split_validation: true,
             mean_loss: false,
         }
     }
@@ -214,7 +215,8 @@ impl Task for CirclesTask<'_> {
 
     fn validate(&self, model: &CirclesModel, window: &LossWindow, clock: Clock) -> Validation<CurvePoint> {
         let subset: Vec<usize> = (0..self.settings.eval_images.min(self.test.len())).collect();
-        let (stats, _) = evaluate(model, self.test, &subset, self.settings.batch, false);
+        let (mut stats, _) = evaluate(model, self.test, clock.world.shard(&subset), self.settings.batch, false);
+        stats.sum_over(clock.world);
         let (inner_first, inner_last) = clock.inner.unwrap_or((f64::NAN, f64::NAN));
         let point = CurvePoint {
             step: clock.step,

@@ -313,6 +313,7 @@ impl Task for ClutrrTask<'_> {
             keep_best: true,
             snapshots: false,
             clip_grad_norm: Some(1.0),
+            split_validation: false,
             // The cross-entropy is a mean over the batch.
             mean_loss: true,
         }

@@ -175,6 +175,7 @@ impl Task for CswmTask<'_> {
             keep_best: false,
             snapshots: false,
             clip_grad_norm: None,
+            split_validation: false,
             // The hinge loss is a mean over the batch. (Data-parallel, each rank draws its negatives from its own
             // shard, so a run on several ranks is not the 1-rank run exactly, as for PyTorch's DDP.)
             mean_loss: true,

@@ -71,6 +71,9 @@ pub struct Schedule {
     pub snapshots: bool,
     /// Clip the gradients' global norm to this before every update.
     pub clip_grad_norm: Option<f64>,
+    /// Every rank validates its shard of the validation set (the task sums the results over `Clock::world`);
+    /// else rank 0 validates alone while the others wait.
+    pub split_validation: bool,
     /// The step's loss is a mean over the batch (else a sum): a data-parallel run scales each rank's mean by
     /// its shard's share of the global batch, so that the summed gradients are the global mean's.
     pub mean_loss: bool,
@@ -96,8 +99,8 @@ pub struct Step<'t> {
 }
 
 /// Where the run is when it validates.
-#[derive(Clone, Copy, Debug)]
-pub struct Clock {
+#[derive(Clone, Copy)]
+pub struct Clock<'w> {
     pub step: usize,
     pub total_steps: usize,
     /// Wall-clock seconds of the run so far (across resumes), validation included.
@@ -106,6 +109,9 @@ pub struct Clock {
     pub train_seconds: f64,
     /// The inner losses of the last training step that had them.
     pub inner: Option<(f64, f64)>,
+    /// The ranks of a data-parallel run: with `Schedule::split_validation`, every rank validates its
+    /// [`World::shard`](crate::distributed::World::shard) of the validation set and the results are summed.
+    pub world: &'w crate::distributed::World,
 }
 
 /// A validation's result: the curve point and, for runs that keep their best model, its score (higher is
@@ -141,7 +147,7 @@ pub trait Task {
         window: &mut Self::Window,
     ) -> Step<'t>;
     /// Validate `model`; `window` holds the training steps since the last point.
-    fn validate(&self, model: &Self::Model, window: &Self::Window, clock: Clock) -> Validation<Self::Point>;
+    fn validate(&self, model: &Self::Model, window: &Self::Window, clock: Clock<'_>) -> Validation<Self::Point>;
     /// The progress line printed for a curve point.
-    fn summary(&self, point: &Self::Point, clock: Clock) -> String;
+    fn summary(&self, point: &Self::Point, clock: Clock<'_>) -> String;
 }

@@ -169,27 +169,30 @@ pub fn train_on<T: Task>(world: &World, task: &T, resume: bool) -> Result<Outcom
         if parallel && (validates || saves) {
             broadcast_module(world, &model);
         }
-        if validates && root {
+        if validates && (root || schedule.split_validation) {
             let clock = Clock {
                 step,
                 total_steps: total,
                 seconds: seconds_before + progress.elapsed(),
                 train_seconds: state.train_seconds,
                 inner,
+                world,
             };
             let validation = task.validate(&model, &state.window, clock);
-            progress.println(&task.summary(&validation.point, clock));
-            if schedule.snapshots {
-                save_model(&model, &snapshot_path(&run.dir, step))?;
-            }
-            if let Some(score) = validation.score.filter(|_| schedule.keep_best) {
-                if state.best.is_none_or(|(_, best)| score > best) {
-                    state.best = Some((step, score));
-                    save_model(&model, &run.dir.join(BEST))?;
-                }
-            }
-            state.curve.push(validation.point);
             state.window = T::Window::default();
+            if root {
+                progress.println(&task.summary(&validation.point, clock));
+                if schedule.snapshots {
+                    save_model(&model, &snapshot_path(&run.dir, step))?;
+                }
+                if let Some(score) = validation.score.filter(|_| schedule.keep_best) {
+                    if state.best.is_none_or(|(_, best)| score > best) {
+                        state.best = Some((step, score));
+                        save_model(&model, &run.dir.join(BEST))?;
+                    }
+                }
+                state.curve.push(validation.point);
+            }
         }
         if saves && root {
             state.seconds = seconds_before + progress.elapsed();

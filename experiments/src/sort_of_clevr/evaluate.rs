@@ -4,6 +4,7 @@
 use super::data::{batch_of, Batch, Kind, Object, Question, SortOfClevr};
 use super::model::RnModel;
 use super::robustness::{centroid, rotate_placed};
+use crate::distributed::World;
 use models::evaluate;
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,13 @@ pub struct Accuracy {
 }
 
 impl Accuracy {
+    /// The counts of every rank of `world`, summed.
+    pub fn sum_over(&mut self, world: &World) {
+        let [c0, c1, c2, c3, c4, c5] = &mut self.correct;
+        let [t0, t1, t2, t3, t4, t5] = &mut self.total;
+        sum_counts([c0, c1, c2, c3, c4, c5, t0, t1, t2, t3, t4, t5], world);
+    }
+
     pub fn add(&mut self, kind: Kind, correct: bool) {
         let k = Kind::ALL.iter().position(|&x| x == kind).expect("a kind");
         self.total[k] += 1;
@@ -74,8 +82,13 @@ pub fn argmax_rows(logits: &ndarray::ArrayD<f32>) -> Vec<usize> {
 
 /// Accuracy of `model` on every question of `data`.
 pub fn accuracy(model: &RnModel, data: &SortOfClevr, batch_size: usize) -> Accuracy {
-    let mut acc = Accuracy::default();
     let indices: Vec<usize> = (0..data.len()).collect();
+    accuracy_on(model, data, &indices, batch_size)
+}
+
+/// [`accuracy`] on the questions `indices` of `data`.
+pub fn accuracy_on(model: &RnModel, data: &SortOfClevr, indices: &[usize], batch_size: usize) -> Accuracy {
+    let mut acc = Accuracy::default();
     for chunk in indices.chunks(batch_size) {
         let batch = data.batch(chunk);
         for ((p, a), k) in predict(model, &batch).iter().zip(&batch.answers).zip(&batch.kinds) {
@@ -83,6 +96,16 @@ pub fn accuracy(model: &RnModel, data: &SortOfClevr, batch_size: usize) -> Accur
         }
     }
     acc
+}
+
+/// Sum counts over the ranks of `world` (a no-op on one process): for an evaluation split across the ranks of
+/// a data-parallel run.
+fn sum_counts<const N: usize>(counts: [&mut usize; N], world: &World) {
+    let mut v: Vec<u64> = counts.iter().map(|c| **c as u64).collect();
+    world.all_reduce_sum(&mut v);
+    for (c, s) in counts.into_iter().zip(v) {
+        *c = s as usize;
+    }
 }
 
 /// The robustness of a model on a set of (scene, Furthest question) items.
@@ -99,6 +122,21 @@ pub struct Robustness {
 }
 
 impl Robustness {
+    /// The counts of every rank of `world`, summed.
+    pub fn sum_over(&mut self, world: &World) {
+        let r = self;
+        sum_counts(
+            [
+                &mut r.images,
+                &mut r.robust,
+                &mut r.right_unrotated,
+                &mut r.rotations_evaluated,
+                &mut r.rotations_skipped,
+            ],
+            world,
+        );
+    }
+
     pub fn percent(&self) -> f64 {
         100.0 * self.robust as f64 / self.images.max(1) as f64
     }

@@ -96,6 +96,7 @@ impl Task for DecoderFit<'_> {
             keep_best: false,
             snapshots: false,
             clip_grad_norm: None,
+            split_validation: false,
             mean_loss: false,
         }
     }

@@ -14,10 +14,11 @@ pub mod robustness;
 pub mod table;
 pub mod train;
 
+use crate::distributed::World;
 use crate::harness::{self, stop_if_interrupted, RunArgs, RunConfig, Which};
 use crate::Result;
 use data::SortOfClevr;
-use evaluate::{accuracy, robustness, Robustness};
+use evaluate::{accuracy_on, robustness, Robustness};
 use model::{RnConfig, RnModel};
 use profile::Profile;
 use robustness::{angles, easy_dataset, synthetic_dataset};
@@ -60,11 +61,12 @@ struct RobustnessSets {
 }
 
 impl RobustnessSets {
-    fn evaluate(&self, model: &RnModel) -> (Robustness, Robustness) {
-        (
-            robustness(model, &self.synthetic, &self.angles, self.batch),
-            robustness(model, &self.dataset, &self.angles, self.batch),
-        )
+    /// Both tasks, each rank of `world` taking its shard of the items.
+    fn evaluate(&self, model: &RnModel, world: &World) -> (Robustness, Robustness) {
+        let mut r = [&self.synthetic, &self.dataset]
+            .map(|items| robustness(model, world.shard(items), &self.angles, self.batch));
+        r.iter_mut().for_each(|r| r.sum_over(world));
+        (r[0], r[1])
     }
 }
 
@@ -144,23 +146,32 @@ pub fn run(args: &Args) -> Result<()> {
                 return Err(format!("interrupted during {run_name}; rerun with --resume to continue").into());
             }
             stop_if_interrupted(run_name)?;
-            if !crate::distributed::world().is_root() {
-                // Data-parallel: rank 0 alone evaluates and reports.
-                continue;
-            }
-            harness::report::write_curve(&run_dir.join("curve.csv"), &outcome.curve)?;
             let best_step = outcome.best_step.unwrap_or(outcome.steps);
             let seconds_per_step = outcome.seconds_per_step();
             let mut model = outcome.model;
-            eprintln!("{run_name}: testing the best validation point (step {best_step})");
-            let test = accuracy(&model, &test_data, settings.batch);
-            let (synthetic, dataset) = sets.evaluate(&model);
+            // Data-parallel: every rank tests its shard of the questions and items; rank 0 alone reports.
+            let world = crate::distributed::world();
+            let questions: Vec<usize> = (0..test_data.len()).collect();
+            let test_accuracy = |model: &RnModel| {
+                let mut a = accuracy_on(model, &test_data, world.shard(&questions), settings.batch);
+                a.sum_over(&world);
+                a
+            };
+            if world.is_root() {
+                eprintln!("{run_name}: testing the best validation point (step {best_step})");
+            }
+            let test = test_accuracy(&model);
+            let (synthetic, dataset) = sets.evaluate(&model, &world);
             let zero_steps = config.srn.map(|srn| {
                 model.set_inner_steps(0);
-                let a = accuracy(&model, &test_data, settings.batch);
+                let a = test_accuracy(&model);
                 model.set_inner_steps(srn.steps);
                 a
             });
+            if !world.is_root() {
+                continue;
+            }
+            harness::report::write_curve(&run_dir.join("curve.csv"), &outcome.curve)?;
             let figure4_error = if i == 0 {
                 let f = figure4::Figure4 {
                     images: settings.figure4_images,
@@ -248,6 +259,7 @@ fn early_check(
     };
     let model = harness::load_model(task, &harness::snapshot_path(&task.run.dir, point.step))?;
     eprintln!("early-epoch check: the snapshot at step {}", point.step);
-    let (synthetic, dataset) = sets.evaluate(&model);
+    // (On rank 0 alone: the other ranks of a data-parallel run have gone on.)
+    let (synthetic, dataset) = sets.evaluate(&model, &World::single());
     Ok(Some(EarlyCheck { step: point.step, val_relational: point.val.relational(), rn_relational, synthetic, dataset }))
 }

@@ -3,7 +3,7 @@
 //! and a snapshot at every validation (for the early-epoch robustness check).
 
 use super::data::{Kind, SortOfClevr};
-use super::evaluate::{accuracy, argmax_rows, Accuracy};
+use super::evaluate::{accuracy_on, argmax_rows, Accuracy};
 use super::model::{RnConfig, RnModel};
 use super::profile::Settings;
 use crate::harness::{Clock, Run, Schedule, Step, Task, Validation};
@@ -101,6 +101,7 @@ impl Task for SortOfClevrTask<'_> {
             keep_best: true,
             snapshots: true,
             clip_grad_norm: None,
+            split_validation: true,
             mean_loss: true,
         }
     }
@@ -139,7 +140,9 @@ impl Task for SortOfClevrTask<'_> {
     }
 
     fn validate(&self, model: &RnModel, window: &AccuracyWindow, clock: Clock) -> Validation<CurvePoint> {
-        let val = accuracy(model, self.val, self.settings.batch);
+        let questions: Vec<usize> = (0..self.val.len()).collect();
+        let mut val = accuracy_on(model, self.val, clock.world.shard(&questions), self.settings.batch);
+        val.sum_over(clock.world);
         let (inner_first, inner_last) = clock.inner.unwrap_or((f64::NAN, f64::NAN));
         let point = CurvePoint {
             step: clock.step,
