@@ -270,3 +270,77 @@ fn an_evaluation_split_across_two_ranks_is_the_one_process_table() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The processes running `exe` with `marker` among their arguments, as (pid, MPI rank).
+fn ranks_running(marker: &str) -> Vec<(u32, usize)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if !args.first().is_some_and(|a| a.ends_with(b"experiments")) || !args.iter().any(|a| *a == marker.as_bytes()) {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+        let rank = environ
+            .split(|&b| b == 0)
+            .find_map(|v| v.strip_prefix(b"OMPI_COMM_WORLD_RANK="))
+            .and_then(|r| std::str::from_utf8(r).ok()?.parse().ok());
+        if let Some(rank) = rank {
+            found.push((pid, rank));
+        }
+    }
+    found
+}
+
+/// A rank killed mid-run (SIGKILL, as the out-of-memory killer would) ends the whole job with a message naming
+/// it, instead of leaving rank 0 waiting in its next all-reduce; `--resume` then continues from the last
+/// checkpoint and finishes.
+#[test]
+fn a_rank_killed_mid_run_ends_the_job_and_resume_continues() {
+    let dir = scratch("killed");
+    let run = dir.display().to_string();
+    let exe = env!("CARGO_BIN_EXE_experiments");
+    // The smoke scene, long enough to be killed in the middle: 400 epochs of 6 steps.
+    let args = ["circles", "--profile", "smoke", "--model", "baseline", "--epochs", "400", "--out", &run];
+    let mut job = mpirun(2).arg(exe).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let checkpoint = dir.join("baseline").join("checkpoint.safetensors");
+    let started = Instant::now();
+    while !checkpoint.exists() {
+        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint after 2 minutes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (pid, _) = ranks_running(&run).into_iter().find(|&(_, rank)| rank == 1).expect("rank 1 is running");
+    let killed = Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    assert!(killed.success());
+    let killed_at = Instant::now();
+    let status = loop {
+        if let Some(status) = job.try_wait().unwrap() {
+            break status;
+        }
+        assert!(killed_at.elapsed() < Duration::from_secs(60), "the job hangs after rank 1 was killed");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = job.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!status.success(), "the job must fail");
+    // Open MPI's report: "mpirun noticed that process rank 1 with PID .. exited on signal 9 (Killed)".
+    assert!(text.contains("process rank 1") && text.contains("signal 9"), "the failed rank is named: {text}");
+
+    // Resumed with a shorter run (the number of epochs may change on a resume): 10 epochs of 6 steps.
+    let mut resumed: Vec<&str> = args.to_vec();
+    resumed[6] = "10";
+    resumed.push("--resume");
+    let out = mpirun(2).arg(exe).args(&resumed).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    let from: usize = text
+        .split("resumed from ")
+        .nth(1)
+        .and_then(|t| t.split(" at step ").nth(1))
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("the run says where it resumed: {text}"));
+    assert!(from > 0 && from < 60, "resumed at step {from}, killed soon after the first checkpoint");
+    assert!(dir.join("table1.json").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
