@@ -278,7 +278,7 @@ fn ranks_running(marker: &str) -> Vec<(u32, usize)> {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        if !args.first().is_some_and(|a| a.ends_with(b"experiments")) || !args.iter().any(|a| *a == marker.as_bytes()) {
+        if !args.first().is_some_and(|a| a.ends_with(b"experiments")) || !args.contains(&marker.as_bytes()) {
             continue;
         }
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
