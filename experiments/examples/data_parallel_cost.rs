@@ -12,6 +12,12 @@
 //! Rows: `circles-standard`, `circles-paper` (the SRN at r = 10), `sort-of-clevr` (RN + SRN, the reference's
 //! model at batch 64). Rank 0 prints one line: ranks x threads, the median time of a global step, of its compute
 //! and of its all-reduce, the all-reduce's share, and the gradient's size in bytes.
+//!
+//! `data_parallel_cost model SECONDS BYTES STEPS` models N ranks on paper from a measured one-core step time
+//! (SECONDS), the gradient's size and a run's length: compute `SECONDS / N` (each rank a 1/N shard; measured on
+//! 2 ranks within 4 % of that), plus a ring all-reduce, `2 (N - 1) / N x BYTES / bandwidth + 2 (N - 1) x 10 us`,
+//! over 10 and 100 Gbit/s; it prints the step time at N = 1, 2, 4, ..., 64 and the fewest ranks that finish the
+//! run in a day.
 
 use experiments::circles::{data::Circles, model::ModelConfig, profile::Profile, train::CirclesTask};
 use experiments::distributed::{all_reduce_grads, broadcast_module, World};
@@ -75,12 +81,20 @@ fn measure<T: Task>(world: &World, task: &T, row: &str, steps: usize) {
 }
 
 fn main() {
+    // As the experiments' binary: one retained heap, then the global pool, the work on one of its threads.
+    kernels::alloc::retain_freed_memory();
     let world = World::init();
     let mut args = std::env::args().skip(1);
     let row = args.next().unwrap_or_else(|| "circles-standard".into());
+    if row == "model" {
+        let mut number = || -> f64 { args.next().and_then(|a| a.parse().ok()).expect("model SECONDS BYTES STEPS") };
+        let (seconds, bytes, steps) = (number(), number(), number());
+        model(seconds, bytes, steps);
+        return;
+    }
     let steps: usize = args.next().map_or(10, |s| s.parse().expect("a number of steps"));
-    let pool = rayon::ThreadPoolBuilder::new().stack_size(8 << 20).build().expect("a pool");
-    pool.install(|| match row.as_str() {
+    rayon::ThreadPoolBuilder::new().stack_size(8 << 20).build_global().expect("the global pool");
+    kernels::on_pool(|| match row.as_str() {
         "circles-standard" | "circles-paper" => {
             let profile = if row == "circles-paper" { Profile::Paper } else { Profile::Standard };
             let settings = profile.settings();
@@ -107,4 +121,16 @@ fn main() {
         other => panic!("unknown row {other:?}: circles-standard, circles-paper or sort-of-clevr"),
     });
     drop(world);
+}
+
+/// The N-rank step time on paper (see the module documentation), and the fewest ranks for a day's run.
+fn model(seconds: f64, bytes: f64, steps: f64) {
+    let step = |n: f64, gbit: f64| seconds / n + 2.0 * (n - 1.0) / n * bytes / (gbit * 1e9 / 8.0) + 2.0 * (n - 1.0) * 10e-6;
+    println!("one-core step {seconds} s, gradient {bytes} bytes, {steps} steps: {:.0} h on one core", steps * seconds / 3600.0);
+    for gbit in [10.0, 100.0] {
+        let times: Vec<String> =
+            [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0].iter().map(|&n| format!("N={n}: {:.3} s", step(n, gbit))).collect();
+        let day = (1..=100_000).find(|&n| steps * step(n as f64, gbit) <= 86_400.0);
+        println!("{gbit} Gbit/s: {}; a day's run from N = {day:?}", times.join(", "));
+    }
 }
