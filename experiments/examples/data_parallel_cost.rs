@@ -120,13 +120,16 @@ fn main() {
         }
         other => panic!("unknown row {other:?}: circles-standard, circles-paper or sort-of-clevr"),
     });
-    drop(world);
 }
 
 /// The N-rank step time on paper (see the module documentation), and the fewest ranks for a day's run.
 fn model(seconds: f64, bytes: f64, steps: f64) {
-    let step = |n: f64, gbit: f64| seconds / n + 2.0 * (n - 1.0) / n * bytes / (gbit * 1e9 / 8.0) + 2.0 * (n - 1.0) * 10e-6;
-    println!("one-core step {seconds} s, gradient {bytes} bytes, {steps} steps: {:.0} h on one core", steps * seconds / 3600.0);
+    let step =
+        |n: f64, gbit: f64| seconds / n + 2.0 * (n - 1.0) / n * bytes / (gbit * 1e9 / 8.0) + 2.0 * (n - 1.0) * 10e-6;
+    println!(
+        "one-core step {seconds} s, gradient {bytes} bytes, {steps} steps: {:.0} h on one core",
+        steps * seconds / 3600.0
+    );
     for gbit in [10.0, 100.0] {
         let times: Vec<String> =
             [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0].iter().map(|&n| format!("N={n}: {:.3} s", step(n, gbit))).collect();

@@ -8,7 +8,7 @@ pub mod profile;
 pub mod table;
 pub mod train;
 
-use crate::harness::{self, stop_if_interrupted, RunArgs, RunConfig, Which};
+use crate::harness::{self, stop_if_interrupted, RunArgs, Which};
 use crate::Result;
 use data::Circles;
 use model::ModelConfig;
@@ -94,15 +94,7 @@ pub fn run(args: &Args) -> Result<()> {
     // What defines a model's run (its checkpoints store it; a resume must match it, but for the epochs
     // when --epochs is given).
     let task = |name: &str, model: ModelConfig| {
-        let config = RunConfig::new()
-            .with("experiment", "circles")
-            .with("profile", format!("{:?}", a.profile).to_lowercase())
-            .with("run", name)
-            .with("seed", a.seed)
-            .with("data_seed", a.data_seed)
-            .with_all("model", &model)
-            .with_all("settings", &settings);
-        let config = if a.epochs.is_some() { config.may_change("settings.epochs") } else { config };
+        let config = a.run_config("circles", name, a.seed).with_all("model", &model).with_all("settings", &settings);
         CirclesTask {
             run: harness::Run { name: name.to_string(), dir: dir.join(name), seed: a.seed, config },
             settings,

@@ -394,15 +394,8 @@ pub fn run(args: &Args) -> Result<()> {
         settings.lr = lr;
     }
     let source = Source::of(args)?;
-    let seeds: Vec<u64> = (0..args.seeds.unwrap_or(settings.seeds) as u64)
-        .map(|i| a.seed.checked_add(i).ok_or_else(|| format!("--seed {} + {i} overflows", a.seed)))
-        .collect::<std::result::Result<_, _>>()?;
-    let dir = a.out.clone().unwrap_or_else(|| {
-        let lr = a.lr.map(|lr| format!("-lr{lr}")).unwrap_or_default();
-        PathBuf::from(format!("runs/clutrr-{:?}{lr}", a.profile).to_lowercase())
-    });
-    crate::files::ensure_writable(&dir)?;
-    crate::files::clean_orphans(&dir)?;
+    let seeds = a.seeds(args.seeds.unwrap_or(settings.seeds))?;
+    let dir = a.out_dir("clutrr")?;
     let slots = if settings.tiny_model { 10 } else { super::SRN_SET_SIZE };
     eprintln!("clutrr: loading the {} stories", source.describe());
     let data = Data::load(&source, &settings, a.data_seed, slots)?;
@@ -518,23 +511,9 @@ pub fn run(args: &Args) -> Result<()> {
 /// What defines one model's run for one seed (stored in its checkpoints; a resume must match it, but for the
 /// epochs when --epochs is given).
 fn run_config(args: &Args, settings: &Settings, data: &Data, name: &str, seed: u64, model: &ClutrrConfig) -> RunConfig {
-    let a = &args.run;
-    let c = RunConfig::new()
-        .with("experiment", "clutrr")
-        .with("profile", format!("{:?}", a.profile).to_lowercase())
-        .with("run", name)
-        .with("seed", seed)
-        .with("data_seed", a.data_seed)
-        .with("data", &data.source)
-        .with("train_stories", data.train.len())
-        .with_all("model", model)
-        .with_all("settings", settings)
-        .without("settings.seeds");
-    if a.epochs.is_some() {
-        c.may_change("settings.epochs")
-    } else {
-        c
-    }
+    let c =
+        args.run.run_config("clutrr", name, seed).with("data", &data.source).with("train_stories", data.train.len());
+    c.with_all("model", model).with_all("settings", settings).without("settings.seeds")
 }
 
 #[cfg(test)]

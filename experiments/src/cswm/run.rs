@@ -26,7 +26,6 @@ use crate::Result;
 use models::{AdamConfig, Scope};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 
 /// The prediction horizons of Table 3.
 pub const HORIZONS: [usize; 3] = [1, 5, 10];
@@ -412,9 +411,7 @@ pub fn run(args: &Args) -> Result<()> {
     if let Some(lr) = a.lr {
         settings.lr = lr;
     }
-    let seeds: Vec<u64> = (0..args.seeds.unwrap_or(settings.seeds) as u64)
-        .map(|i| a.seed.checked_add(i).ok_or_else(|| format!("--seed {} + {i} overflows", a.seed)))
-        .collect::<std::result::Result<_, _>>()?;
+    let seeds = a.seeds(args.seeds.unwrap_or(settings.seeds))?;
     let base = base_config(args.env, args.objects, &settings);
     let (train, eval) = load(args.env, &settings, a.data_seed)?;
     if base.num_actions() != train.num_actions() || eval.num_actions() != train.num_actions() {
@@ -429,12 +426,7 @@ pub fn run(args: &Args) -> Result<()> {
         .into());
     }
     harness::args::total_steps(settings.epochs, settings.steps_per_epoch(train.len()))?;
-    let dir = a.out.clone().unwrap_or_else(|| {
-        let lr = a.lr.map(|lr| format!("-lr{lr}")).unwrap_or_default();
-        PathBuf::from(format!("runs/cswm-{}-k{}-{:?}{lr}", args.env.id(), args.objects, a.profile).to_lowercase())
-    });
-    crate::files::ensure_writable(&dir)?;
-    crate::files::clean_orphans(&dir)?;
+    let dir = a.out_dir(&format!("cswm-{}-k{}", args.env.id(), args.objects))?;
     let mut srn = base.with_srn();
     srn.srn = srn.srn.map(|c| a.srn.apply(c));
     let srn_name = format!("cswm-srn{}", a.srn.suffix());
@@ -520,22 +512,8 @@ pub fn run(args: &Args) -> Result<()> {
 /// What defines one model's run for one seed (stored in its checkpoints; a resume must match it, but for the
 /// epochs when --epochs is given).
 fn run_config(args: &Args, settings: &Settings, name: &str, seed: u64, model: &CswmConfig) -> RunConfig {
-    let a = &args.run;
-    let c = RunConfig::new()
-        .with("experiment", "cswm")
-        .with("env", args.env.id())
-        .with("profile", format!("{:?}", a.profile).to_lowercase())
-        .with("run", name)
-        .with("seed", seed)
-        .with("data_seed", a.data_seed)
-        .with_all("model", model)
-        .with_all("settings", settings)
-        .without("settings.seeds");
-    if a.epochs.is_some() {
-        c.may_change("settings.epochs")
-    } else {
-        c
-    }
+    let c = args.run.run_config("cswm", name, seed).with("env", args.env.id());
+    c.with_all("model", model).with_all("settings", settings).without("settings.seeds")
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! ([`Which`]), and checks of command-line values for clap's `value_parser`: an out-of-range value is rejected
 //! when the command line is parsed, with the valid range in the message.
 
+use super::RunConfig;
 use clap::ValueEnum;
 use models::{InnerGradient, SrnConfig};
 use std::path::PathBuf;
@@ -51,6 +52,53 @@ where
 fn default_name<V: ValueEnum + Default>() -> &'static str {
     let name = V::default().to_possible_value().expect("the default is a visible value").get_name().to_owned();
     Box::leak(name.into_boxed_str())
+}
+
+impl<P, M> RunArgs<P, M>
+where
+    P: ValueEnum + Default + Clone + Send + Sync + 'static,
+    M: ValueEnum + Default + Clone + Send + Sync + 'static,
+{
+    /// The profile's name on the command line (`smoke`, `quick`, ...).
+    pub fn profile_name(&self) -> String {
+        self.profile.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
+    }
+
+    /// `count` seeds from `--seed` on: `--seed`, `--seed + 1`, ...
+    pub fn seeds(&self, count: usize) -> crate::Result<Vec<u64>> {
+        (0..count as u64)
+            .map(|i| self.seed.checked_add(i).ok_or_else(|| format!("--seed {} + {i} overflows", self.seed).into()))
+            .collect()
+    }
+
+    /// The output folder, made ready: `--out`, or `runs/<stem>-<profile>[-lr<LR>]`; checked to be writable,
+    /// its leftover temporary files removed.
+    pub fn out_dir(&self, stem: &str) -> crate::Result<PathBuf> {
+        let dir = self.out.clone().unwrap_or_else(|| {
+            let lr = self.lr.map(|lr| format!("-lr{lr}")).unwrap_or_default();
+            PathBuf::from(format!("runs/{stem}-{}{lr}", self.profile_name()).to_lowercase())
+        });
+        crate::files::ensure_writable(&dir)?;
+        crate::files::clean_orphans(&dir)?;
+        Ok(dir)
+    }
+
+    /// What defines one model's run for one seed, as far as these arguments go: the experiment, profile, run
+    /// name, seed and data seed, with the epochs free to change on a resume when `--epochs` is given. The
+    /// experiment adds its model's and profile's settings.
+    pub fn run_config(&self, experiment: &str, run: &str, seed: u64) -> RunConfig {
+        let c = RunConfig::new()
+            .with("experiment", experiment)
+            .with("profile", self.profile_name())
+            .with("run", run)
+            .with("seed", seed)
+            .with("data_seed", self.data_seed);
+        if self.epochs.is_some() {
+            c.may_change("settings.epochs")
+        } else {
+            c
+        }
+    }
 }
 
 /// Which models a run trains: the experiment's model without the SRN, with it, or both (same data, seeds and

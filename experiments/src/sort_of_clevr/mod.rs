@@ -22,7 +22,6 @@ use evaluate::{accuracy_on, robustness, Robustness};
 use model::{RnConfig, RnModel};
 use profile::Profile;
 use robustness::{angles, easy_dataset, synthetic_dataset};
-use std::path::PathBuf;
 use table::{EarlyCheck, ModelReport, SeedResult, Table2};
 use train::SortOfClevrTask;
 
@@ -81,15 +80,8 @@ pub fn run(args: &Args) -> Result<()> {
         settings.lr = lr;
     }
     harness::args::total_steps(settings.epochs, settings.steps_per_epoch())?;
-    let seeds: Vec<u64> = (0..args.seeds.unwrap_or(settings.seeds) as u64)
-        .map(|i| a.seed.checked_add(i).ok_or_else(|| format!("--seed {} + {i} overflows", a.seed)))
-        .collect::<std::result::Result<_, _>>()?;
-    let dir = a.out.clone().unwrap_or_else(|| {
-        let lr = a.lr.map(|lr| format!("-lr{lr}")).unwrap_or_default();
-        PathBuf::from(format!("runs/sort-of-clevr-{:?}{lr}", a.profile).to_lowercase())
-    });
-    crate::files::ensure_writable(&dir)?;
-    crate::files::clean_orphans(&dir)?;
+    let seeds = a.seeds(args.seeds.unwrap_or(settings.seeds))?;
+    let dir = a.out_dir("sort-of-clevr")?;
     let srn_config = args.srn_config();
     eprintln!(
         "sort-of-clevr, profile {:?}: {} / {} / {} train / validation / test images (20 questions each), batch {}, {} epochs ({} steps), seeds {:?}, RN + SRN {:?}; output in {}",
@@ -229,21 +221,11 @@ pub fn run(args: &Args) -> Result<()> {
 /// What defines one model's run for one seed (stored in its checkpoints; a resume must match it, but for the
 /// epochs when --epochs is given).
 fn run_config(args: &Args, settings: &profile::Settings, name: &str, seed: u64, model: &RnConfig) -> RunConfig {
-    let a = &args.run;
-    let c = RunConfig::new()
-        .with("experiment", "sort-of-clevr")
-        .with("profile", format!("{:?}", a.profile).to_lowercase())
-        .with("run", name)
-        .with("seed", seed)
-        .with("data_seed", a.data_seed)
+    args.run
+        .run_config("sort-of-clevr", name, seed)
         .with_all("model", model)
         .with_all("settings", settings)
-        .without("settings.seeds");
-    if a.epochs.is_some() {
-        c.may_change("settings.epochs")
-    } else {
-        c
-    }
+        .without("settings.seeds")
 }
 
 /// The latest RN + SRN snapshot whose validation relational accuracy is below `rn_relational`, and its
