@@ -13,6 +13,7 @@ use super::model::{correct, loss, ClutrrConfig, ClutrrModel, Variant};
 use super::profile::{self, Profile, Settings, EVAL_BATCH};
 use super::table::{self, ClutrrReport, ModelResult, SeedResult};
 use super::{batch, generate, load_released, Batch, GeneratorConfig, RelationVocab, Story, Vocabulary};
+use crate::distributed::World;
 use crate::harness::{self, stop_if_interrupted, Clock, Run, RunArgs, RunConfig, Schedule, Step, Task, Validation};
 use crate::report::csv::Cell;
 use crate::Result;
@@ -268,25 +269,24 @@ impl crate::harness::report::CurveRow for CurvePoint {
 pub struct Window(f64, usize, usize, usize);
 
 impl ClutrrTask<'_> {
-    /// Test accuracy (%) per k of [`TEST_KS`] (NaN without a split).
-    pub fn test(&self, model: &ClutrrModel) -> Vec<f64> {
-        TEST_KS
+    /// Test accuracy (%) per k of [`TEST_KS`] (NaN without a split), on `world`'s ranks together.
+    pub fn test(&self, model: &ClutrrModel, world: &World) -> Vec<f64> {
+        let splits: Vec<Option<&TestSet>> =
+            TEST_KS.iter().map(|&k| self.data.tests.iter().find(|t| t.k == k && t.stories > 0)).collect();
+        // Each rank of a data-parallel run answers its shard of every split's batches; the counts are summed.
+        let mut right: Vec<u64> = splits
             .iter()
-            .map(|&k| match self.data.tests.iter().find(|t| t.k == k) {
-                Some(t) if t.stories > 0 => {
-                    let right: usize = t
-                        .batches
-                        .iter()
-                        .map(|b| {
-                            let logits = models::evaluate(model, |s| model.forward(s, b, 0).0.value());
-                            correct(&logits, &b.targets)
-                        })
-                        .sum();
-                    100.0 * right as f64 / t.stories as f64
-                }
-                _ => f64::NAN,
+            .map(|t| {
+                let batches = t.map_or(&[][..], |t| world.shard(&t.batches));
+                let answer = |b: &Batch| {
+                    let logits = models::evaluate(model, |s| model.forward(s, b, 0).0.value());
+                    correct(&logits, &b.targets) as u64
+                };
+                batches.iter().map(answer).sum()
             })
-            .collect()
+            .collect();
+        world.all_reduce_sum(&mut right);
+        splits.iter().zip(right).map(|(t, r)| t.map_or(f64::NAN, |t| 100.0 * r as f64 / t.stories as f64)).collect()
     }
 }
 
@@ -313,7 +313,7 @@ impl Task for ClutrrTask<'_> {
             keep_best: true,
             snapshots: false,
             clip_grad_norm: Some(1.0),
-            split_validation: false,
+            split_validation: true,
             // The cross-entropy is a mean over the batch.
             mean_loss: true,
         }
@@ -351,7 +351,7 @@ impl Task for ClutrrTask<'_> {
     }
 
     fn validate(&self, model: &ClutrrModel, window: &Window, clock: Clock) -> Validation<CurvePoint> {
-        let test = self.test(model);
+        let test = self.test(model, clock.world);
         let point = CurvePoint {
             step: clock.step,
             epoch: clock.step as f64 / self.schedule().steps_per_epoch as f64,
