@@ -5,21 +5,15 @@ mod common;
 
 use experiments::circles::{run, Args};
 use experiments::harness::{GradientMode, Which};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn args(out: &Path) -> Args {
     common::circles_smoke_args(out, 5, false)
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("srn-evaluate-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 #[test]
 fn evaluating_saved_checkpoints_reproduces_the_table_exactly() {
-    let dir = scratch("table");
+    let dir = common::scratch("evaluate", "table");
     run(&args(&dir)).expect("smoke run");
     let trained = std::fs::read_to_string(dir.join("table1.md")).unwrap();
     let trained_json = std::fs::read_to_string(dir.join("table1.json")).unwrap();
@@ -37,7 +31,7 @@ fn evaluating_saved_checkpoints_reproduces_the_table_exactly() {
 
 #[test]
 fn evaluating_a_folder_without_checkpoints_names_the_missing_file() {
-    let dir = scratch("empty");
+    let dir = common::scratch("evaluate", "empty");
     std::fs::create_dir_all(&dir).unwrap();
     let err = run(&Args { evaluate: Some(dir.clone()), ..args(&dir) }).expect_err("nothing to evaluate");
     assert!(err.to_string().contains("checkpoint.safetensors"), "{err}");
@@ -46,7 +40,7 @@ fn evaluating_a_folder_without_checkpoints_names_the_missing_file() {
 
 #[test]
 fn the_implicit_mode_trains_end_to_end() {
-    let dir = scratch("implicit");
+    let dir = common::scratch("evaluate", "implicit");
     let mut implicit = args(&dir);
     (implicit.run.model, implicit.run.srn.inner_gradient) = (Which::Srn, GradientMode::Implicit);
     run(&implicit).expect("smoke run");

@@ -7,7 +7,7 @@ use experiments::circles::{run, Args};
 use experiments::harness::{Which, INTERRUPTED};
 use safetensors::SafeTensors;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
@@ -18,12 +18,6 @@ fn args(out: &Path, resume: bool, lr: Option<f64>) -> Args {
     let mut args = common::circles_smoke_args(out, 1, resume);
     (args.run.model, args.run.lr) = (Which::Baseline, lr);
     args
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("srn-resume-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 /// Run interrupted after its first step: a checkpoint at step 1.
@@ -37,7 +31,7 @@ fn interrupted_run(a: &Args) {
 #[test]
 fn a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch("nan");
+    let dir = common::scratch("resume", "nan");
     // A learning rate no parser would accept: the weights overflow after the first update.
     let a = args(&dir, true, Some(1e30));
     interrupted_run(&a);
@@ -67,7 +61,7 @@ fn make_old_format(path: &Path) {
 #[test]
 fn an_old_format_checkpoint_still_resumes() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch("old");
+    let dir = common::scratch("resume", "old");
     let a = args(&dir, true, None);
     interrupted_run(&a);
     make_old_format(&dir.join("baseline").join("checkpoint.safetensors"));
@@ -84,7 +78,7 @@ fn an_old_format_checkpoint_still_resumes() {
 #[test]
 fn a_dangling_link_in_place_of_the_checkpoint_is_an_error_not_a_fresh_start() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch("dangling");
+    let dir = common::scratch("resume", "dangling");
     let run_dir = dir.join("baseline");
     std::fs::create_dir_all(&run_dir).unwrap();
     let link = run_dir.join("checkpoint.safetensors");
@@ -101,7 +95,7 @@ fn a_dangling_link_in_place_of_the_checkpoint_is_an_error_not_a_fresh_start() {
 
 #[test]
 fn an_unwritable_output_folder_is_found_before_training() {
-    let dir = scratch("unwritable");
+    let dir = common::scratch("resume", "unwritable");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("not-a-folder");
     std::fs::write(&file, "x").unwrap();
@@ -115,7 +109,7 @@ fn an_unwritable_output_folder_is_found_before_training() {
 #[test]
 fn a_ctrl_c_after_training_stops_the_report() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch("late-ctrl-c");
+    let dir = common::scratch("resume", "late-ctrl-c");
     let a = args(&dir, true, None);
     run(&a).expect("a complete run");
     let table = dir.join("table1.json");

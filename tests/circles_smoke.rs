@@ -5,27 +5,11 @@ mod common;
 
 use experiments::circles::{run, Args};
 use experiments::harness::INTERRUPTED;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
 fn args(out: &Path, resume: bool) -> Args {
     common::circles_smoke_args(out, 3, resume)
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("srn-smoke-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// The table without its wall-clock columns.
-fn table_without_times(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("table1.json")).expect("table1.json");
-    let mut v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
-    for m in v["models"].as_array_mut().expect("models") {
-        m.as_object_mut().expect("model").remove("seconds");
-    }
-    v
 }
 
 /// A checkpoint's learning curve without its wall-clock field, and its tensors (name and bits).
@@ -35,7 +19,7 @@ fn checkpoint_contents(path: &Path) -> (serde_json::Value, Vec<(String, Vec<u64>
 
 #[test]
 fn smoke_run_writes_everything_and_resumes_exactly() {
-    let straight = scratch("straight");
+    let straight = common::scratch("smoke", "straight");
     run(&args(&straight, false)).expect("smoke run");
     for f in ["table1.md", "table1.json", "curve-error.png", "curve-decomposed.png"] {
         assert!(straight.join(f).exists(), "missing {f}");
@@ -55,17 +39,17 @@ fn smoke_run_writes_everything_and_resumes_exactly() {
         let csv = std::fs::read_to_string(straight.join(model).join("curve.csv")).unwrap();
         assert!(csv.lines().count() >= 3, "a header and at least two evaluations");
     }
-    let table = table_without_times(&straight);
+    let table = common::table_without_times(&straight, "table1.json");
     assert_eq!(table["models"].as_array().unwrap().len(), 2);
 
     // Interrupt after the first step, then resume: the same table as the straight run.
-    let resumed = scratch("resumed");
+    let resumed = common::scratch("smoke", "resumed");
     INTERRUPTED.store(true, Ordering::SeqCst);
     let err = run(&args(&resumed, false)).expect_err("an interrupted run reports it");
     assert!(err.to_string().contains("interrupted"), "{err}");
     INTERRUPTED.store(false, Ordering::SeqCst);
     run(&args(&resumed, true)).expect("resumed run");
-    assert_eq!(table_without_times(&resumed), table);
+    assert_eq!(common::table_without_times(&resumed, "table1.json"), table);
     // The whole learning curve (every training-loss window included) and every tensor, bit for bit.
     for model in ["baseline", "srn"] {
         let (curve, tensors) = checkpoint_contents(&straight.join(model).join("checkpoint.safetensors"));

@@ -6,45 +6,20 @@ mod common;
 
 use experiments::clutrr::run::{run, Args};
 use experiments::harness::INTERRUPTED;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
-
-/// The three models on the smoke profile (two seeds from 3), data seed 1, every other flag at its default.
-fn args(out: &Path, resume: bool) -> Args {
-    let out = out.display().to_string();
-    let mut argv = vec!["--profile", "smoke", "--seed", "3", "--data-seed", "1", "--out", &out];
-    if resume {
-        argv.push("--resume");
-    }
-    experiments::harness::args::parse(&argv).expect("valid arguments")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("srn-clutrr-smoke-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// The table's JSON without its wall-clock fields.
-fn results_without_times(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("table.json")).expect("table.json");
-    let mut v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
-    for m in v["models"].as_array_mut().expect("models") {
-        for r in m["results"].as_array_mut().expect("results") {
-            let r = r.as_object_mut().expect("result");
-            r.remove("train_seconds");
-            r.remove("seconds_per_step");
-        }
-    }
-    v
-}
 
 const MODELS: [&str; 3] = ["rn", "srn", "grn"];
 const SEEDS: [&str; 2] = ["seed3", "seed4"];
 
+/// The three models on the smoke profile (two seeds from 3), data seed 1.
+fn args(out: &Path, resume: bool) -> Args {
+    common::smoke_args(&["--seed", "3", "--data-seed", "1"], out, resume)
+}
+
 #[test]
 fn smoke_run_writes_the_table_and_resumes_exactly() {
-    let straight = scratch("straight");
+    let straight = common::scratch("clutrr-smoke", "straight");
     run(&args(&straight, false)).expect("smoke run");
     let table = std::fs::read_to_string(straight.join("table.md")).unwrap();
     for (model, paper) in [("rn", "49.7"), ("srn", "55.0"), ("grn", "56.1")] {
@@ -66,7 +41,7 @@ fn smoke_run_writes_the_table_and_resumes_exactly() {
             assert!(csv.lines().count() >= 3, "a header and at least two validations:\n{csv}");
         }
     }
-    let json = results_without_times(&straight);
+    let json = common::table_without_times(&straight, "table.json");
     assert_eq!(json["models"].as_array().unwrap().len(), 3);
     for m in json["models"].as_array().unwrap() {
         for r in m["results"].as_array().unwrap() {
@@ -77,13 +52,16 @@ fn smoke_run_writes_the_table_and_resumes_exactly() {
     }
 
     // Interrupt after the first step of the first run, then resume: the same results.
-    let resumed = scratch("resumed");
+    let resumed = common::scratch("clutrr-smoke", "resumed");
     INTERRUPTED.store(true, Ordering::SeqCst);
     let err = run(&args(&resumed, false)).expect_err("an interrupted run reports it");
     INTERRUPTED.store(false, Ordering::SeqCst);
     assert!(err.to_string().contains("--resume"), "{err}");
     run(&args(&resumed, true)).expect("resumed run");
-    assert_eq!(results_without_times(&straight), results_without_times(&resumed));
+    assert_eq!(
+        common::table_without_times(&straight, "table.json"),
+        common::table_without_times(&resumed, "table.json")
+    );
     for model in MODELS {
         for seed in SEEDS {
             let path = |d: &Path| d.join(model).join(seed).join("checkpoint.safetensors");

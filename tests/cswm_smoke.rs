@@ -6,42 +6,19 @@ mod common;
 
 use experiments::cswm::run::{run, Args};
 use experiments::harness::INTERRUPTED;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
+/// Both models on the smoke profile (two seeds from 3), data seed 1, S0 learned (the encoder learns through the
+/// refinement).
 fn args(out: &Path, resume: bool) -> Args {
-    let out = out.display().to_string();
-    let mut argv = vec!["--profile", "smoke", "--seed", "3", "--data-seed", "1", "--s0", "learned", "--out", &out];
-    if resume {
-        argv.push("--resume");
-    }
-    experiments::harness::args::parse(&argv).expect("valid arguments")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("srn-cswm-smoke-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// Table 3's JSON without its wall-clock fields.
-fn results_without_times(dir: &Path, stem: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join(format!("{stem}.json"))).expect("table JSON");
-    let mut v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
-    for m in v["models"].as_array_mut().expect("models") {
-        for r in m["results"].as_array_mut().expect("results") {
-            let r = r.as_object_mut().expect("result");
-            r.remove("train_seconds");
-            r.remove("seconds_per_step");
-        }
-    }
-    v
+    common::smoke_args(&["--seed", "3", "--data-seed", "1", "--s0", "learned"], out, resume)
 }
 
 #[test]
 fn cswm_smoke_run_writes_everything_and_resumes_exactly() {
     let stem = "table3-cswm-srn-learn-s0";
-    let straight = scratch("straight");
+    let straight = common::scratch("cswm-smoke", "straight");
     run(&args(&straight, false)).expect("smoke run");
     let table = std::fs::read_to_string(straight.join(format!("{stem}.md"))).unwrap();
     assert!(table.contains("| cswm | 2 |") && table.contains("| cswm-srn-learn-s0 | 2 |"), "{table}");
@@ -54,19 +31,22 @@ fn cswm_smoke_run_writes_everything_and_resumes_exactly() {
             assert!(csv.starts_with("step,") && csv.lines().count() >= 3, "{model}/{seed}:\n{csv}");
         }
     }
-    let json = results_without_times(&straight, stem);
+    let json = common::table_without_times(&straight, &format!("{stem}.json"));
     let metrics = &json["models"][1]["results"][0]["metrics"];
     assert_eq!(metrics.as_array().unwrap().len(), 3, "1, 5 and 10 steps");
     assert_eq!(metrics[2]["steps"], 10);
 
     // Interrupt after the first step of the first run, then resume: the same results.
-    let resumed = scratch("resumed");
+    let resumed = common::scratch("cswm-smoke", "resumed");
     INTERRUPTED.store(true, Ordering::SeqCst);
     let err = run(&args(&resumed, false)).expect_err("an interrupted run reports it");
     INTERRUPTED.store(false, Ordering::SeqCst);
     assert!(err.to_string().contains("--resume"), "{err}");
     run(&args(&resumed, true)).expect("resumed run");
-    assert_eq!(results_without_times(&straight, stem), results_without_times(&resumed, stem));
+    assert_eq!(
+        common::table_without_times(&straight, &format!("{stem}.json")),
+        common::table_without_times(&resumed, &format!("{stem}.json"))
+    );
     for model in ["cswm", "cswm-srn-learn-s0"] {
         let path = |d: &Path| d.join(model).join("seed3").join("checkpoint.safetensors");
         assert_eq!(

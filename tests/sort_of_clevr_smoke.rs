@@ -6,47 +6,22 @@ mod common;
 
 use experiments::harness::INTERRUPTED;
 use experiments::sort_of_clevr::{run, Args};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
-
-/// Both models on the smoke profile (two seeds from 5), data seed 1, every other flag at its default.
-fn args(out: &Path, resume: bool) -> Args {
-    let out = out.display().to_string();
-    let mut argv = vec!["--profile", "smoke", "--seed", "5", "--data-seed", "1", "--out", &out];
-    if resume {
-        argv.push("--resume");
-    }
-    experiments::harness::args::parse(&argv).expect("valid arguments")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("srn-soc-smoke-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// Table 2's JSON without its wall-clock fields.
-fn results_without_times(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("table2.json")).expect("table2.json");
-    let mut v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
-    for m in v["models"].as_array_mut().expect("models") {
-        for r in m["results"].as_array_mut().expect("results") {
-            let r = r.as_object_mut().expect("result");
-            r.remove("train_seconds");
-            r.remove("seconds_per_step");
-        }
-    }
-    v
-}
 
 /// A checkpoint's learning curve without its wall-clock field, and its tensors (name and bits).
 fn checkpoint_contents(path: &Path) -> (serde_json::Value, Vec<(String, Vec<u64>)>) {
     common::checkpoint_contents(path, "train_seconds")
 }
 
+/// Both models on the smoke profile (two seeds from 5), data seed 1, every other flag at its default.
+fn args(out: &Path, resume: bool) -> Args {
+    common::smoke_args(&["--seed", "5", "--data-seed", "1"], out, resume)
+}
+
 #[test]
 fn smoke_run_writes_everything_and_resumes_exactly() {
-    let straight = scratch("straight");
+    let straight = common::scratch("soc-smoke", "straight");
     run(&args(&straight, false)).expect("smoke run");
     let table = std::fs::read_to_string(straight.join("table2.md")).unwrap();
     for row in [
@@ -76,20 +51,23 @@ fn smoke_run_writes_everything_and_resumes_exactly() {
             assert!(csv.lines().count() >= 3, "a header and at least two validations");
         }
     }
-    let json = results_without_times(&straight);
+    let json = common::table_without_times(&straight, "table2.json");
     let srn = &json["models"][1]["results"][0];
     assert!(srn["zero_steps"].is_object(), "the 0-step ablation is reported");
     assert!(json["models"][0]["results"][0]["zero_steps"].is_null(), "no ablation for the RN");
     assert!(srn["figure4_error"].as_f64().expect("figure 4 error") > 0.0);
 
     // Interrupt after the first step of the first run, then resume: the same results.
-    let resumed = scratch("resumed");
+    let resumed = common::scratch("soc-smoke", "resumed");
     INTERRUPTED.store(true, Ordering::SeqCst);
     let err = run(&args(&resumed, false)).expect_err("an interrupted run reports it");
     INTERRUPTED.store(false, Ordering::SeqCst);
     assert!(err.to_string().contains("--resume"), "{err}");
     run(&args(&resumed, true)).expect("resumed run");
-    assert_eq!(results_without_times(&straight), results_without_times(&resumed));
+    assert_eq!(
+        common::table_without_times(&straight, "table2.json"),
+        common::table_without_times(&resumed, "table2.json")
+    );
     // Every run's whole learning curve and every tensor of its checkpoint, bit for bit.
     for model in ["rn", "rn-srn"] {
         for seed in ["seed5", "seed6"] {

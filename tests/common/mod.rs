@@ -27,15 +27,47 @@ pub fn refined(srn: &Srn<FSEncoder<f32>>, set: &ArrayD<f32>, z: &ArrayD<f32>) ->
     (*r.last().value()).clone()
 }
 
-/// `circles` arguments for a smoke run of both models into `out`, every other flag at its default, parsed as
-/// the command line would be.
-pub fn circles_smoke_args(out: &std::path::Path, seed: u64, resume: bool) -> experiments::circles::Args {
-    let (seed, out) = (seed.to_string(), out.display().to_string());
-    let mut argv = vec!["--profile", "smoke", "--seed", &seed, "--out", &out];
+/// An experiment's arguments for a smoke run into `out`: `--profile smoke`, then `flags`, and `--resume` when
+/// asked, parsed as the command line would be.
+pub fn smoke_args<A: clap::Args>(flags: &[&str], out: &std::path::Path, resume: bool) -> A {
+    let out = out.display().to_string();
+    let mut argv = vec!["--profile", "smoke"];
+    argv.extend_from_slice(flags);
+    argv.extend(["--out", &out]);
     if resume {
         argv.push("--resume");
     }
     experiments::harness::args::parse(&argv).expect("valid arguments")
+}
+
+/// `circles` arguments for a smoke run of both models into `out`, every other flag at its default.
+pub fn circles_smoke_args(out: &std::path::Path, seed: u64, resume: bool) -> experiments::circles::Args {
+    smoke_args(&["--seed", &seed.to_string()], out, resume)
+}
+
+/// A scratch folder for test `name` of `suite` under the system's temporary folder, emptied (not created).
+pub fn scratch(suite: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("srn-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The table `file` in `dir` (JSON) without its wall-clock fields (every key that holds "seconds").
+pub fn table_without_times(dir: &std::path::Path, file: &str) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.retain(|k, _| !k.contains("seconds"));
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let text = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()));
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    strip(&mut v);
+    v
 }
 
 /// A checkpoint's learning curve without its wall-clock field `time_field`, and its tensors (name and bits),
