@@ -55,3 +55,22 @@ fn the_implicit_mode_trains_end_to_end() {
     assert!(dir.join("table1-srn-implicit.md").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn another_threshold_names_its_table_and_a_nonsense_one_is_refused() {
+    let dir = common::scratch("evaluate", "threshold");
+    run(&args(&dir)).expect("smoke run");
+    let mut evaluate = args(&dir);
+    (evaluate.evaluate, evaluate.run.out, evaluate.threshold) = (Some(dir.clone()), None, 0.3);
+    run(&evaluate).expect("evaluation at 0.3");
+    let table = std::fs::read_to_string(dir.join("table1-threshold0.3.md")).expect("named after its threshold");
+    assert!(table.contains("an element holding an object above 0.3"), "{table}");
+    let default = std::fs::read_to_string(dir.join("table1.md")).unwrap();
+    assert!(!default.contains("holding an object above"), "{default}");
+    for bad in ["0", "1", "-0.1", "abc"] {
+        let parsed = experiments::harness::args::parse::<Args>(&[&format!("--threshold={bad}")]);
+        let err = parsed.expect_err("refused at parsing").to_string();
+        assert!(err.contains("not a threshold"), "{bad}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

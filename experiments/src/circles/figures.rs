@@ -8,6 +8,7 @@
 //! - `interpolation.png`: a red circle moving from left to right beside a fixed green one; one row per frame.
 
 use super::data::{Circle, Circles, Scene};
+use super::metrics::OBJECT_THRESHOLD;
 use super::model::{CirclesModel, ELEMENT_DIM};
 use super::train::evaluate;
 use crate::report::image::{grid, Canvas, GridStyle};
@@ -30,7 +31,7 @@ fn norms(elements: &[f32], scene: Scene) -> Vec<f32> {
 /// Input, reconstruction and elements (strongest first) of every image of `data`.
 fn rows(model: &CirclesModel, data: &Circles, batch: usize) -> Vec<Vec<Canvas>> {
     let all: Vec<usize> = (0..data.len()).collect();
-    let (_, kept) = evaluate(model, data, &all, batch, true);
+    let (_, kept) = evaluate(model, data, &all, batch, OBJECT_THRESHOLD, true);
     let (scene, len) = (data.scene, data.scene.image_len());
     kept.iter()
         .enumerate()

@@ -8,11 +8,14 @@
 use super::data::MAX_CIRCLES;
 use serde::Serialize;
 
+/// The paper's threshold on an element's L-infinity norm. The learning curve always uses it; a final
+/// evaluation can be asked for another (`circles --threshold`) to see how much the table depends on it.
 pub const OBJECT_THRESHOLD: f32 = 0.1;
 
-/// How many of a set's decoded element images (`elements`, `n` images of `len` values each) hold an object.
-pub fn objects_in(elements: &[f32], len: usize) -> usize {
-    elements.chunks(len).filter(|img| img.iter().any(|&v| v.abs() > OBJECT_THRESHOLD)).count()
+/// How many of a set's decoded element images (`elements`, `n` images of `len` values each) hold an object:
+/// an L-infinity norm above `threshold`.
+pub fn objects_in(elements: &[f32], len: usize, threshold: f32) -> usize {
+    elements.chunks(len).filter(|img| img.iter().any(|&v| v.abs() > threshold)).count()
 }
 
 /// Images seen and images decomposed, by number of circles (0 to 10), and the summed squared error.
@@ -69,7 +72,9 @@ mod tests {
         elems[1] = 0.11; // element 0
         elems[4 + 2] = 0.1; // element 1: not above
         elems[8] = -0.5; // element 2 (norm, so the sign does not matter)
-        assert_eq!(objects_in(&elems, 4), 2);
+        assert_eq!(objects_in(&elems, 4, OBJECT_THRESHOLD), 2);
+        assert_eq!(objects_in(&elems, 4, 0.05), 3);
+        assert_eq!(objects_in(&elems, 4, 0.2), 1);
     }
 
     #[test]

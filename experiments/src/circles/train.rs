@@ -4,7 +4,7 @@
 //! exact.
 
 use super::data::Circles;
-use super::metrics::{objects_in, Decomposition};
+use super::metrics::{objects_in, Decomposition, OBJECT_THRESHOLD};
 use super::model::{CirclesModel, ModelConfig};
 use super::profile::Settings;
 use crate::harness::{Clock, Run, Schedule, Step, Task, Validation};
@@ -86,13 +86,14 @@ pub struct Evaluated {
     pub objects: usize,
 }
 
-/// Evaluate `model` (eval mode, no outer graph) on `indices` of `data`; `keep` asks for every image's
-/// reconstruction and elements (for figures).
+/// Evaluate `model` (eval mode, no outer graph) on `indices` of `data`, an element holding an object above
+/// `threshold`; `keep` asks for every image's reconstruction and elements (for figures).
 pub fn evaluate(
     model: &CirclesModel,
     data: &Circles,
     indices: &[usize],
     batch_size: usize,
+    threshold: f32,
     keep: bool,
 ) -> (Decomposition, Vec<Evaluated>) {
     let mut stats = Decomposition::default();
@@ -108,7 +109,7 @@ pub fn evaluate(
             let rec = &image.as_slice().expect("contiguous")[j * len..(j + 1) * len];
             let els = &elements.as_slice().expect("contiguous")[j * n * len..(j + 1) * n * len];
             let err: f64 = rec.iter().zip(data.image(i)).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
-            let objects = objects_in(els, len);
+            let objects = objects_in(els, len, threshold);
             stats.add(data.circles[i].len(), objects, err);
             if keep {
                 kept.push(Evaluated { reconstruction: rec.to_vec(), elements: els.to_vec(), objects });
@@ -215,7 +216,8 @@ impl Task for CirclesTask<'_> {
 
     fn validate(&self, model: &CirclesModel, window: &LossWindow, clock: Clock) -> Validation<CurvePoint> {
         let subset: Vec<usize> = (0..self.settings.eval_images.min(self.test.len())).collect();
-        let (mut stats, _) = evaluate(model, self.test, clock.world.shard(&subset), self.settings.batch, false);
+        let (mut stats, _) =
+            evaluate(model, self.test, clock.world.shard(&subset), self.settings.batch, OBJECT_THRESHOLD, false);
         stats.sum_over(clock.world);
         let (inner_first, inner_last) = clock.inner.unwrap_or((f64::NAN, f64::NAN));
         let point = CurvePoint {
