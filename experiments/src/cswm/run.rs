@@ -13,6 +13,7 @@
 //! `z`); pass `--s0 learned` for the encoder to learn through the refinement (Algorithm 1 as it reads).
 
 use super::data::{load_atari, AtariGame, Episodes};
+use super::figures;
 use super::metrics::{evaluate_ranking, StepMetrics};
 use super::model::{Cswm, CswmConfig};
 use super::profile::{self, Profile, Settings};
@@ -401,7 +402,8 @@ fn base_config(env: Env, objects: usize, s: &Settings) -> CswmConfig {
     CswmConfig { hidden: s.hidden, extractor_width: s.extractor_width, z_dim: s.z_dim, hagg_width: s.hagg_width, ..c }
 }
 
-/// Train and evaluate the requested models for every seed; print and save Table 3.
+/// Train and evaluate the requested models for every seed; print and save Table 3, and each run's learning
+/// curve (`curve.csv`) and object masks (`masks.png`, [`figures`]) in its folder.
 pub fn run(args: &Args) -> Result<()> {
     let a = &args.run;
     let mut settings = profile::settings(a.profile, args.env != Env::Shapes);
@@ -479,6 +481,7 @@ pub fn run(args: &Args) -> Result<()> {
                 continue;
             }
             harness::report::write_curve(&run_dir.join("curve.csv"), &outcome.curve)?;
+            figures::write_masks(&outcome.model, &eval, &run_dir.join("masks.png"))?;
             let metrics = evaluate_ranking(&outcome.model, &eval, &task.horizons(), settings.eval_batch);
             reports[m].results.push(SeedResult {
                 seed,
