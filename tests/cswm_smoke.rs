@@ -1,11 +1,13 @@
 //! The C-SWM experiment end to end on its smoke profile (2-D shapes, two seeds, both models): Table 3 and
-//! every run's learning curve are written, and a run interrupted after its first step then resumed gives
-//! exactly the results of an uninterrupted run.
+//! every run's learning curve and object-mask figure are written, and a run interrupted after its first step
+//! then resumed gives exactly the results of an uninterrupted run.
 
 mod common;
 
+use experiments::cswm::figures;
 use experiments::cswm::run::{run, Args};
 use experiments::harness::INTERRUPTED;
+use experiments::report::Canvas;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
@@ -29,6 +31,10 @@ fn cswm_smoke_run_writes_everything_and_resumes_exactly() {
             assert!(d.join("checkpoint.safetensors").exists(), "missing {model}/{seed} checkpoint");
             let csv = std::fs::read_to_string(d.join("curve.csv")).unwrap();
             assert!(csv.starts_with("step,") && csv.lines().count() >= 3, "{model}/{seed}:\n{csv}");
+            // 4 observations of 50 x 50, each with its frame and the K = 5 masks.
+            let masks = Canvas::load_png(d.join("masks.png")).expect("masks.png");
+            let tile = 50 * figures::SCALE + figures::SPACING;
+            assert_eq!((masks.width(), masks.height()), (6 * tile + figures::SPACING, 4 * tile + figures::SPACING));
         }
     }
     let json = common::table_without_times(&straight, &format!("{stem}.json"));

@@ -13,6 +13,7 @@
 //! `z`); pass `--s0 learned` for the encoder to learn through the refinement (Algorithm 1 as it reads).
 
 use super::data::{load_atari, AtariGame, Episodes};
+use super::figures;
 use super::metrics::{evaluate_ranking, StepMetrics};
 use super::model::{Cswm, CswmConfig};
 use super::profile::{self, Profile, Settings};
@@ -393,7 +394,7 @@ fn load(env: Env, settings: &Settings, data_seed: u64) -> Result<(Episodes, Epis
 }
 
 /// The model for `env` with the profile's widths.
-fn base_config(env: Env, objects: usize, s: &Settings) -> CswmConfig {
+pub fn base_config(env: Env, objects: usize, s: &Settings) -> CswmConfig {
     let c = match env {
         Env::Shapes => CswmConfig { objects, ..CswmConfig::shapes() },
         _ => CswmConfig::atari(objects),
@@ -401,8 +402,8 @@ fn base_config(env: Env, objects: usize, s: &Settings) -> CswmConfig {
     CswmConfig { hidden: s.hidden, extractor_width: s.extractor_width, z_dim: s.z_dim, hagg_width: s.hagg_width, ..c }
 }
 
-/// Train and evaluate the requested models for every seed; print and save Table 3.
-pub fn run(args: &Args) -> Result<()> {
+/// The profile's settings with `--epochs` and `--lr` applied.
+pub fn settings(args: &Args) -> Settings {
     let a = &args.run;
     let mut settings = profile::settings(a.profile, args.env != Env::Shapes);
     if let Some(e) = a.epochs {
@@ -411,6 +412,39 @@ pub fn run(args: &Args) -> Result<()> {
     if let Some(lr) = a.lr {
         settings.lr = lr;
     }
+    settings
+}
+
+/// `base` with the SRN: the module's defaults with the SRN's command-line settings applied.
+fn with_srn(args: &Args, base: CswmConfig) -> CswmConfig {
+    let srn = base.with_srn();
+    CswmConfig { srn: srn.srn.map(|c| args.run.srn.apply(c)), ..srn }
+}
+
+/// The name of the C-SWM + SRN runs: `cswm-srn` and the SRN settings that differ from the defaults.
+fn srn_name(args: &Args) -> String {
+    format!("cswm-srn{}", args.run.srn.suffix())
+}
+
+/// The models `--model` asks for, each with its name (its folder): C-SWM, then C-SWM + SRN, at `settings`'
+/// widths. The training runs and `examples/cswm_step_cost.rs` build their models from these.
+pub fn model_specs(args: &Args, settings: &Settings) -> Vec<(String, CswmConfig)> {
+    let base = base_config(args.env, args.objects, settings);
+    let mut specs = Vec::new();
+    if args.run.model.baseline() {
+        specs.push(("cswm".into(), base));
+    }
+    if args.run.model.srn() {
+        specs.push((srn_name(args), with_srn(args, base)));
+    }
+    specs
+}
+
+/// Train and evaluate the requested models for every seed; print and save Table 3, and each run's learning
+/// curve (`curve.csv`) and object masks (`masks.png`, [`figures`]) in its folder.
+pub fn run(args: &Args) -> Result<()> {
+    let a = &args.run;
+    let settings = settings(args);
     let seeds = a.seeds(args.seeds.unwrap_or(settings.seeds))?;
     let base = base_config(args.env, args.objects, &settings);
     let (train, eval) = load(args.env, &settings, a.data_seed)?;
@@ -427,16 +461,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     harness::args::total_steps(settings.epochs, settings.steps_per_epoch(train.len()))?;
     let dir = a.out_dir(&format!("cswm-{}-k{}", args.env.id(), args.objects))?;
-    let mut srn = base.with_srn();
-    srn.srn = srn.srn.map(|c| a.srn.apply(c));
-    let srn_name = format!("cswm-srn{}", a.srn.suffix());
-    let mut specs: Vec<(String, CswmConfig)> = Vec::new();
-    if a.model.baseline() {
-        specs.push(("cswm".into(), base));
-    }
-    if a.model.srn() {
-        specs.push((srn_name.clone(), srn));
-    }
+    let srn = with_srn(args, base);
+    let srn_name = srn_name(args);
+    let specs = model_specs(args, &settings);
     eprintln!(
         "cswm on {}, K = {}, profile {:?}: {} training transitions, {} evaluation episodes of {} steps, batch {}, {} epochs, seeds {:?}, C-SWM + SRN {:?}; output in {}",
         args.env.id(),
@@ -479,6 +506,7 @@ pub fn run(args: &Args) -> Result<()> {
                 continue;
             }
             harness::report::write_curve(&run_dir.join("curve.csv"), &outcome.curve)?;
+            figures::write_masks(&outcome.model, &eval, &run_dir.join("masks.png"))?;
             let metrics = evaluate_ranking(&outcome.model, &eval, &task.horizons(), settings.eval_batch);
             reports[m].results.push(SeedResult {
                 seed,
