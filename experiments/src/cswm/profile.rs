@@ -15,7 +15,8 @@ pub enum Profile {
     /// The default: 100 shapes episodes, 2 epochs, width 64 (not timed yet).
     #[default]
     Quick,
-    /// The paper's data and widths, 10 epochs (not timed yet).
+    /// The paper's data and widths: on shapes 10 epochs (about 35 minutes for both models); on Atari batch
+    /// 256 and 25 epochs (both models at K = 3 and 5 in about two hours a game).
     Standard,
     /// The reference's sizes.
     Paper,
@@ -98,6 +99,9 @@ pub fn settings(profile: Profile, atari: bool) -> Settings {
             seeds: 1,
             ..paper
         },
+        // Sized by `examples/cswm_step_cost` (BENCHMARKS.md): on Atari both models at K = 3 and 5 fit about two
+        // hours of 2 cores for one game; on shapes both models take about 35 minutes.
+        Profile::Standard if atari => Settings { batch: 256, epochs: 25, eval_every: 10_000, seeds: 1, ..paper },
         Profile::Standard => Settings { eval_episodes: 1_000, epochs: 10, eval_every: 50, seeds: 1, ..paper },
         Profile::Paper => paper,
     }
