@@ -9,7 +9,7 @@
 //!     target/release/examples/data_parallel_cost circles-standard 20
 //! ```
 //!
-//! Rows: `circles-standard`, `circles-paper` (the SRN at r = 10), `sort-of-clevr` (RN + SRN, the reference's
+//! Rows: `circles-standard`, `circles-small`, `circles-paper` (the SRN at r = 10), `sort-of-clevr` (RN + SRN, the reference's
 //! model at batch 64). Rank 0 prints one line: ranks x threads, the median time of a global step, of its compute
 //! and of its all-reduce, the all-reduce's share, and the gradient's size in bytes.
 //!
@@ -95,8 +95,12 @@ fn main() {
     let steps: usize = args.next().map_or(10, |s| s.parse().expect("a number of steps"));
     rayon::ThreadPoolBuilder::new().stack_size(8 << 20).build_global().expect("the global pool");
     kernels::on_pool(|| match row.as_str() {
-        "circles-standard" | "circles-paper" => {
-            let profile = if row == "circles-paper" { Profile::Paper } else { Profile::Standard };
+        "circles-standard" | "circles-paper" | "circles-small" => {
+            let profile = match row.as_str() {
+                "circles-paper" => Profile::Paper,
+                "circles-small" => Profile::Small,
+                _ => Profile::Standard,
+            };
             let settings = profile.settings();
             let data = Circles::generate(settings.scene, settings.batch, 1);
             let srn = SrnConfig { steps: settings.inner_steps, alpha: 0.1, momentum: 0.5, ..SrnConfig::default() };
@@ -118,7 +122,7 @@ fn main() {
                 SortOfClevrTask { run: run(&row), config: RnConfig::rn_srn(), settings, train: &data, val: &data };
             measure(&world, &task, &row, steps);
         }
-        other => panic!("unknown row {other:?}: circles-standard, circles-paper or sort-of-clevr"),
+        other => panic!("unknown row {other:?}: circles-standard, circles-small, circles-paper or sort-of-clevr"),
     });
 }
 
