@@ -54,7 +54,8 @@ const MAX_CENTRE_EXCLUSIVE: i32 = 70;
 /// The minimum squared distance between two centres, `(2 * OBJECT_SIZE)^2`.
 const MIN_DIST2: i32 = 100;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Shape {
     Square,
     Circle,

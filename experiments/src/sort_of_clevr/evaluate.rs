@@ -62,15 +62,45 @@ impl Accuracy {
     }
 }
 
-/// The model's answers (argmax of the logits) to a batch, in eval mode and without an outer graph.
-pub fn predict(model: &RnModel, batch: &Batch) -> Vec<usize> {
-    let logits = evaluate(model, |scope| {
+/// The model's logits `[B, 10]` for a batch, in eval mode and without an outer graph.
+fn logits(model: &RnModel, batch: &Batch) -> std::rc::Rc<ndarray::ArrayD<f32>> {
+    evaluate(model, |scope| {
         let tape = scope.tape();
         let images = tape.constant(batch.images.clone());
         let questions = tape.constant(batch.questions.clone());
         model.forward(scope, images, questions, 0).0.value()
-    });
-    argmax_rows(&logits)
+    })
+}
+
+/// The model's answers (argmax of the logits) to a batch, in eval mode and without an outer graph.
+pub fn predict(model: &RnModel, batch: &Batch) -> Vec<usize> {
+    argmax_rows(&logits(model, batch))
+}
+
+/// The softmax probability of class `targets[i]` in each row `i` of a `[B, C]` array of logits (in f64).
+pub fn softmax_at(logits: &ndarray::ArrayD<f32>, targets: &[usize]) -> Vec<f64> {
+    let c = logits.shape()[1];
+    let v = logits.as_slice().expect("contiguous logits");
+    v.chunks(c)
+        .zip(targets)
+        .map(|(row, &t)| {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
+            let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+            (row[t] as f64 - max).exp() / sum
+        })
+        .collect()
+}
+
+/// The probability (softmax of the logits) `model` gives the right answer of every (scene, question) item,
+/// unrotated, in batches of `batch`.
+pub fn right_answer_probabilities(model: &RnModel, items: &[(Vec<Object>, Question)], batch: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(batch.max(1)) {
+        let refs: Vec<(&[Object], Question)> = chunk.iter().map(|(o, q)| (o.as_slice(), *q)).collect();
+        let b = batch_of(&refs);
+        out.extend(softmax_at(&logits(model, &b), &b.answers));
+    }
+    out
 }
 
 /// The index of each row's largest value in a `[B, C]` array.
@@ -194,6 +224,15 @@ mod tests {
         assert_eq!(a.kind(Kind::Furthest), 100.0);
         assert!(a.kind(Kind::Closest).is_nan());
         assert_eq!(a.all(), 60.0);
+    }
+
+    #[test]
+    fn softmax_at_takes_each_rows_target_probability() {
+        let l = ndarray::ArrayD::from_shape_vec(vec![2, 3], vec![0.0, 0.0, 0.0, 1000.0, 0.0, 1000.0]).unwrap();
+        let p = softmax_at(&l, &[1, 2]);
+        assert!((p[0] - 1.0 / 3.0).abs() < 1e-6 && (p[1] - 0.5).abs() < 1e-6, "{p:?}");
+        let l = ndarray::ArrayD::from_shape_vec(vec![1, 2], vec![(0.99f32 / 0.01).ln(), 0.0]).unwrap();
+        assert!((softmax_at(&l, &[0])[0] - 0.99).abs() < 1e-6);
     }
 
     #[test]

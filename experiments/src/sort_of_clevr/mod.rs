@@ -11,6 +11,7 @@ pub mod figure4;
 pub mod model;
 pub mod profile;
 pub mod robustness;
+pub mod synthetic;
 pub mod table;
 pub mod train;
 

@@ -37,6 +37,8 @@ pub struct Settings {
     pub seeds: usize,
     /// Robustness: translated copies of the synthetic configuration, new easy images, rotations of each.
     pub synthetic_positions: usize,
+    /// The most candidate configurations scored when choosing the synthetic one (see `synthetic::choose`).
+    pub synthetic_candidates: usize,
     pub easy_images: usize,
     pub rotations: usize,
     /// Figure 4: images the decoder is fitted on, its epochs, width and batch.
@@ -59,6 +61,7 @@ pub fn settings(profile: Profile) -> Settings {
             eval_every: 2,
             seeds: 2,
             synthetic_positions: 2,
+            synthetic_candidates: 3,
             easy_images: 2,
             rotations: 8,
             figure4_images: 4,
@@ -76,6 +79,7 @@ pub fn settings(profile: Profile) -> Settings {
             eval_every: 125,
             seeds: 1,
             synthetic_positions: 20,
+            synthetic_candidates: 100,
             easy_images: 50,
             rotations: 72,
             figure4_images: 500,
@@ -93,6 +97,7 @@ pub fn settings(profile: Profile) -> Settings {
             eval_every: 500,
             seeds: 1,
             synthetic_positions: 100,
+            synthetic_candidates: 1_000,
             easy_images: 100,
             rotations: 720,
             figure4_images: 2_000,
@@ -110,6 +115,7 @@ pub fn settings(profile: Profile) -> Settings {
             eval_every: 31_250,
             seeds: 5,
             synthetic_positions: 200,
+            synthetic_candidates: 1_000,
             easy_images: 1_000,
             rotations: 720,
             figure4_images: 10_000,
