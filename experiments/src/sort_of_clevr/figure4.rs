@@ -135,10 +135,19 @@ impl Task for DecoderFit<'_> {
     }
 }
 
+/// How Figure 4 gets its decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fit {
+    /// Fit it (continuing a saved fit when `resume`).
+    Train { resume: bool },
+    /// Only the fit a run saved, finished, without training (`--evaluate`): none gives no figure.
+    Saved,
+}
+
 /// Fit the decoder on `model`'s frozen sets of the first `f.images` training scenes (a run in the folder
-/// beside `path`, continued when `resume`; `source` names the frozen model in the run's configuration), draw
-/// `shown` images with their strongest elements to `path`, and return the final squared error per image on
-/// those scenes.
+/// beside `path`, as `fit` says; `source` names the frozen model in the run's configuration), draw `shown`
+/// images with their strongest elements to `path`, and return the final squared error per image on those
+/// scenes. None when `fit` is [`Fit::Saved`] and no finished fit was saved.
 #[allow(clippy::too_many_arguments)]
 pub fn figure4(
     model: &RnModel,
@@ -148,8 +157,13 @@ pub fn figure4(
     name: &str,
     shown: usize,
     path: &Path,
-    resume: bool,
-) -> Result<f64> {
+    fit: Fit,
+) -> Result<Option<f64>> {
+    let dir = path.with_extension("");
+    if fit == Fit::Saved && !dir.join(crate::harness::CHECKPOINT).exists() {
+        eprintln!("{name}: Figure 4: no saved decoder fit in {}", dir.display());
+        return Ok(None);
+    }
     let (sets, images) = frozen_sets(model, data, f.images, f.batch.max(16));
     let n = images.len() / IMAGE_LEN;
     let config = RunConfig::new()
@@ -160,10 +174,21 @@ pub fn figure4(
         .with("width", f.width)
         .with("batch", f.batch)
         .with("seed", f.seed);
-    let run = Run { name: format!("{name} fig4"), dir: path.with_extension(""), seed: f.seed, config };
-    let fit = DecoderFit { run, f, sets: &sets, images: &images };
-    // On this process alone (rank 0 draws the figures of a data-parallel run).
-    let outcome = crate::harness::train_on(&crate::distributed::World::single(), &fit, resume)?;
+    let run = Run { name: format!("{name} fig4"), dir, seed: f.seed, config };
+    let decoder_fit = DecoderFit { run, f, sets: &sets, images: &images };
+    let outcome = match fit {
+        // On this process alone (rank 0 draws the figures of a data-parallel run).
+        Fit::Train { resume } => crate::harness::train_on(&crate::distributed::World::single(), &decoder_fit, resume)?,
+        Fit::Saved => {
+            let outcome = crate::harness::load(&decoder_fit)?;
+            let total = decoder_fit.schedule().total_steps;
+            if outcome.steps < total {
+                eprintln!("{name}: Figure 4: the saved decoder fit stopped at step {} of {total}", outcome.steps);
+                return Ok(None);
+            }
+            outcome
+        }
+    };
     if outcome.interrupted {
         return Err(format!("interrupted while fitting Figure 4's decoder for {name}; rerun with --resume").into());
     }
@@ -191,7 +216,7 @@ pub fn figure4(
         }
     }
     grid(&rows, GridStyle { scale: 2, ..GridStyle::default() }).save_png(path)?;
-    Ok(error / n.max(1) as f64)
+    Ok(Some(error / n.max(1) as f64))
 }
 
 /// Input, reconstruction, then the `SHOWN` elements with the largest L1 norm.

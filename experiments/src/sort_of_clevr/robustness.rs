@@ -11,10 +11,11 @@
 //! ever needs either.
 //!
 //! - Robustness (Dataset): [`easy_dataset`], new random scenes with an "easy" Furthest question ([`is_easy`]).
-//! - Robustness (Synthetic): [`synthetic_dataset`], one fixed easy configuration at many positions.
+//! - Robustness (Synthetic): one easy configuration, chosen from the trained models, at many positions: see
+//!   [`super::synthetic`].
 
-use super::data::{random_scene, Kind, Object, Question, Shape, OBJECTS};
-use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
+use super::data::{random_scene, Kind, Object, Question, OBJECTS};
+use rand::{rngs::StdRng, Rng, SeedableRng};
 
 /// The valid range of a centre coordinate after rotation, inclusive.
 pub const VALID: (f32, f32) = (5.0, 70.0);
@@ -125,68 +126,9 @@ pub fn easy_dataset(n: usize, seed: u64) -> Vec<(Vec<Object>, Question)> {
         .collect()
 }
 
-/// The Synthetic configuration as offsets (x, y) from the query object (red), in colour order, with its shapes.
-/// Red, the query, a circle at the centre; green, blue, orange and gray circles 12 px right, up, left and down of
-/// it; yellow, a square, 25 px away up-right at (15, -20). Yellow is the furthest object from red (25 px against
-/// 12 px, so the question is easy) and the only square, so the answer "rectangle" is unambiguous: answering with
-/// any other object's shape would be wrong. The closest pair is 12 px apart (>= 10 px).
-pub const SYNTHETIC: [(Shape, f32, f32); OBJECTS] = [
-    (Shape::Circle, 0.0, 0.0),
-    (Shape::Circle, 12.0, 0.0),
-    (Shape::Circle, 0.0, -12.0),
-    (Shape::Circle, -12.0, 0.0),
-    (Shape::Circle, 0.0, 12.0),
-    (Shape::Square, 15.0, -20.0),
-];
-
-/// The Synthetic configuration with the query object at `(x, y)`.
-pub fn synthetic_scene(x: f32, y: f32) -> Vec<Object> {
-    SYNTHETIC
-        .iter()
-        .enumerate()
-        .map(|(colour, &(shape, dx, dy))| Object { colour, shape, x: x + dx, y: y + dy })
-        .collect()
-}
-
-/// The integer positions of the query object at which EVERY rotation of the Synthetic configuration about its
-/// centroid stays inside the valid range: the circle swept by the object furthest from the centroid (20.8 px) must
-/// fit in `[5, 70]` on both axes, with a margin of 0.01 px for rounding. 23 x 23 = 529 positions.
-pub fn synthetic_positions() -> Vec<(f32, f32)> {
-    let base = synthetic_scene(0.0, 0.0);
-    let (cx, cy) = centroid(&base);
-    let reach = base.iter().map(|o| ((o.x - cx).powi(2) + (o.y - cy).powi(2)).sqrt()).fold(0.0, f32::max) + 0.01;
-    let fits = |c: f32| c - reach >= VALID.0 && c + reach <= VALID.1;
-    let mut out = Vec::new();
-    for y in 0..super::data::SIZE {
-        for x in 0..super::data::SIZE {
-            let (x, y) = (x as f32, y as f32);
-            if fits(x + cx) && fits(y + cy) {
-                out.push((x, y));
-            }
-        }
-    }
-    out
-}
-
-/// The Synthetic task: ONE fixed easy configuration ([`SYNTHETIC`]: the query object, red, with four circles close
-/// around it at 12 px right, up, left and down, and one square far away at 25 px; every pair >= 12 px apart)
-/// translated to `n` distinct integer positions drawn (seeded) from [`synthetic_positions`], so that every rotation
-/// about the configuration's centroid stays inside the valid range and no rotation is skipped. The question is
-/// "what shape is the object furthest from red?", answer "rectangle". Panics if `n` exceeds the 529 positions.
-pub fn synthetic_dataset(n: usize, seed: u64) -> Vec<(Vec<Object>, Question)> {
-    let mut positions = synthetic_positions();
-    assert!(n <= positions.len(), "synthetic_dataset: {n} positions asked, only {} exist", positions.len());
-    positions.shuffle(&mut StdRng::seed_from_u64(seed));
-    positions
-        .into_iter()
-        .take(n)
-        .map(|(x, y)| (synthetic_scene(x, y), Question { colour: 0, kind: Kind::Furthest }))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::data::{answer_name, SortOfClevr};
+    use super::super::data::{Shape, SortOfClevr};
     use super::*;
 
     fn pairwise(objects: &[Object]) -> Vec<f32> {
@@ -306,46 +248,6 @@ mod tests {
         let data = SortOfClevr::generate(200, 4);
         let easy = data.scenes.iter().filter(|s| is_easy(s, 0)).count();
         assert!(easy < 150, "{easy} of 200 random red questions are easy");
-    }
-
-    #[test]
-    fn synthetic_configuration_is_easy_and_spaced() {
-        let base = synthetic_scene(37.0, 37.0);
-        assert!(is_easy(&base, 0));
-        assert!(pairwise(&base).iter().all(|&d| d >= 12.0 - 1e-4), "{:?}", pairwise(&base));
-        let q = Question { colour: 0, kind: Kind::Furthest };
-        assert_eq!(answer_name(q.answer(&base)), "rectangle");
-        // Every other object's shape gives the other answer.
-        assert!(base[1..5].iter().all(|o| o.shape == Shape::Circle) && base[5].shape == Shape::Square);
-        assert_eq!(synthetic_positions().len(), 23 * 23);
-    }
-
-    #[test]
-    fn synthetic_dataset_is_valid_at_every_rotation() {
-        let data = synthetic_dataset(200, 11);
-        assert_eq!(data.len(), 200);
-        let mut positions: Vec<(i32, i32)> = data.iter().map(|(s, _)| (s[0].x as i32, s[0].y as i32)).collect();
-        positions.sort();
-        positions.dedup();
-        assert_eq!(positions.len(), 200, "translations must be distinct");
-        assert_ne!(data, synthetic_dataset(200, 12));
-        assert_eq!(data, synthetic_dataset(200, 11));
-        let angles = angles(ROTATIONS);
-        for (scene, q) in &data {
-            assert_eq!(q.kind, Kind::Furthest);
-            let expected = q.answer(scene);
-            assert_eq!(expected, 2);
-            let c = centroid(scene);
-            for &a in &angles {
-                let r = rotate(scene, a, c).unwrap_or_else(|| panic!("rotation {a} of {scene:?} leaves the range"));
-                assert_eq!(q.answer(&r), expected);
-                assert!(is_easy(&r, q.colour));
-            }
-            assert_eq!(rotations(scene, ROTATIONS).len(), ROTATIONS);
-        }
-        // The positions span the whole valid region, so the rotations reach near the edges.
-        let (min, max) = (positions.iter().map(|p| p.0).min().unwrap(), positions.iter().map(|p| p.0).max().unwrap());
-        assert!(min <= 26 && max >= 44, "{min}..{max}");
     }
 
     #[test]
