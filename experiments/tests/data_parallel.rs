@@ -230,7 +230,8 @@ fn an_experiment_on_one_rank_under_mpirun_is_the_plain_run() {
 }
 
 /// Two ranks train Circles (a summed loss) and Sort-of-CLEVR (a mean loss) to the end, rank 0 alone writing
-/// the tables, and a two-rank run stopped after its first epoch and resumed ends exactly as the straight one.
+/// the tables, and a two-rank run stopped after its first epoch and resumed ends exactly as the straight one;
+/// the two-rank Sort-of-CLEVR table is the one a single process computes from its checkpoints.
 #[test]
 fn experiments_train_on_two_ranks_and_resume_exactly() {
     let dir = scratch("two-ranks");
@@ -244,6 +245,10 @@ fn experiments_train_on_two_ranks_and_resume_exactly() {
     succeed(mpirun(2), &[exe, "sort-of-clevr", "--profile", "smoke", "--seeds", "1", "--out", &soc]);
     let t = table(&dir.join("soc"), "table2.json");
     assert_eq!(t["models"].as_array().map(Vec::len), Some(2), "both models are reported: {t}");
+    // Every rank tested the best validation point (rank 0's): one process evaluating the checkpoints agrees,
+    // the Synthetic configuration (chosen on probabilities scored across the ranks) included.
+    succeed(experiments(), &["sort-of-clevr", "--profile", "smoke", "--seeds", "1", "--evaluate", &soc]);
+    assert_eq!(table(&dir.join("soc"), "table2.json"), t);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

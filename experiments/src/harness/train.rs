@@ -72,7 +72,8 @@ pub fn train<T: Task>(task: &T, resume: bool) -> Result<Outcome<T::Model, T::Poi
 /// the gradients are summed over the ranks before the update, so every rank takes the 1-rank step when the
 /// task's loss is a sum over its examples, or a mean scaled by the shard's share (`Schedule::mean_loss`).
 /// Rank 0 alone validates, prints progress and writes checkpoints, snapshots and the best model (the run
-/// folder must be one every rank sees, to resume); batch normalisation's running statistics are rank 0's,
+/// folder must be one every rank sees, to resume); at the end every rank holds rank 0's returned model (the
+/// best validation point's, for runs that keep it); batch normalisation's running statistics are rank 0's,
 /// broadcast before every validation and checkpoint, the batch statistics each rank's own shard's. The
 /// learning curve's training loss is rank 0's shard's.
 pub fn train_on<T: Task>(world: &World, task: &T, resume: bool) -> Result<Outcome<T::Model, T::Point>> {
@@ -205,7 +206,13 @@ pub fn train_on<T: Task>(world: &World, task: &T, resume: bool) -> Result<Outcom
     }
     progress.finish();
     world.barrier();
-    finished(task, model, state)
+    let outcome = finished(task, model, state)?;
+    if parallel {
+        // Rank 0 alone knows the best validation point (it alone validates into the curve): every rank goes on
+        // with rank 0's model, so that an evaluation split across the ranks tests one model.
+        broadcast_module(world, &outcome.model);
+    }
+    Ok(outcome)
 }
 
 /// After rank 0 alone restored `path`: every rank parses the same bytes into its model, optimiser and state.
