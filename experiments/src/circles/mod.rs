@@ -193,13 +193,15 @@ pub fn run(args: &Args) -> Result<()> {
         curves.push((name.clone(), outcome.curve.clone()));
         results.push(table::ModelResult { name: name.clone(), steps: outcome.steps, seconds: outcome.seconds, stats });
     }
-    let mut suffix = match args.srn_name().as_str() {
+    let suffix = match args.srn_name().as_str() {
         "srn" => String::new(),
         ablation => format!("-{ablation}"),
     };
-    if args.threshold != metrics::OBJECT_THRESHOLD {
-        suffix.push_str(&format!("-threshold{}", args.threshold));
-    }
+    // The curves keep the paper's threshold; only the table is named after another.
+    let table_suffix = match args.threshold {
+        t if t == metrics::OBJECT_THRESHOLD => suffix.clone(),
+        t => format!("{suffix}-threshold{t}"),
+    };
     if !crate::distributed::world().is_root() {
         return Ok(());
     }
@@ -209,7 +211,7 @@ pub fn run(args: &Args) -> Result<()> {
         table::Table1 { profile: a.profile, seed: a.seed, settings, threshold: args.threshold, models: results };
     println!("{}", harness::report::Report::markdown(&report));
     // An ablation's table is named after it, so that it sits beside the main one in the same folder.
-    harness::report::write_report(dir, &format!("table1{suffix}"), &report)?;
+    harness::report::write_report(dir, &format!("table1{table_suffix}"), &report)?;
     if a.profile == Profile::Quick && args.evaluate.is_none() {
         main_job::closing_lines(&report, args.threshold)?;
     }
