@@ -74,12 +74,7 @@ impl Experiment {
         if let Some(r) = a.srn.inner_steps {
             settings.inner_steps = r;
         }
-        if let Some(lr) = a.lr {
-            settings.lr = lr;
-        }
-        if let Some(e) = a.epochs {
-            settings.epochs = e;
-        }
+        a.override_budget(&mut settings.epochs, &mut settings.lr);
         harness::args::total_steps(settings.epochs, settings.steps_per_epoch())?;
         let scene = settings.scene;
         // Evaluating saved checkpoints needs no training images.

@@ -387,12 +387,7 @@ impl Task for ClutrrTask<'_> {
 pub fn run(args: &Args) -> Result<()> {
     let a = &args.run;
     let mut settings = profile::settings(a.profile);
-    if let Some(e) = a.epochs {
-        settings.epochs = e;
-    }
-    if let Some(lr) = a.lr {
-        settings.lr = lr;
-    }
+    a.override_budget(&mut settings.epochs, &mut settings.lr);
     let source = Source::of(args)?;
     let seeds = a.seeds(args.seeds.unwrap_or(settings.seeds))?;
     let dir = a.out_dir("clutrr")?;

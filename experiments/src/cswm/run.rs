@@ -406,12 +406,7 @@ pub fn base_config(env: Env, objects: usize, s: &Settings) -> CswmConfig {
 pub fn settings(args: &Args) -> Settings {
     let a = &args.run;
     let mut settings = profile::settings(a.profile, args.env != Env::Shapes);
-    if let Some(e) = a.epochs {
-        settings.epochs = e;
-    }
-    if let Some(lr) = a.lr {
-        settings.lr = lr;
-    }
+    a.override_budget(&mut settings.epochs, &mut settings.lr);
     settings
 }
 

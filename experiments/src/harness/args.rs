@@ -59,6 +59,16 @@ where
     P: ValueEnum + Default + Clone + Send + Sync + 'static,
     M: ValueEnum + Default + Clone + Send + Sync + 'static,
 {
+    /// `--epochs` and `--lr` over a profile's `epochs` and `lr`, where given.
+    pub fn override_budget(&self, epochs: &mut usize, lr: &mut f64) {
+        if let Some(e) = self.epochs {
+            *epochs = e;
+        }
+        if let Some(l) = self.lr {
+            *lr = l;
+        }
+    }
+
     /// The profile's name on the command line (`smoke`, `quick`, ...).
     pub fn profile_name(&self) -> String {
         self.profile.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()

@@ -83,12 +83,7 @@ impl Experiment {
     fn new(args: &Args) -> Result<Experiment> {
         let a = &args.run;
         let mut settings = profile::settings(a.profile);
-        if let Some(e) = a.epochs {
-            settings.epochs = e;
-        }
-        if let Some(lr) = a.lr {
-            settings.lr = lr;
-        }
+        a.override_budget(&mut settings.epochs, &mut settings.lr);
         harness::args::total_steps(settings.epochs, settings.steps_per_epoch())?;
         let seeds = a.seeds(args.seeds.unwrap_or(settings.seeds))?;
         // `--evaluate DIR` reads and writes DIR.
